@@ -1,0 +1,1 @@
+//! The netfilter-exact TCP connection tracker.

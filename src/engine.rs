@@ -1,0 +1,1 @@
+//! The pipeline: read → decode → track → verdicts in frame order.

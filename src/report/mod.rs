@@ -1,0 +1,1 @@
+//! Printing verdicts: table, JSON, JSON Lines, markdown.

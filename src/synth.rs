@@ -1,0 +1,1 @@
+//! Synthetic captures from a compact, readable scenario description (fixtures, benchmarks).

@@ -1,0 +1,1 @@
+//! What the tracker says about one packet.
