@@ -1,1 +1,229 @@
-//! What the tracker says about one packet.
+//! What the tracker says about one packet: the `ct state` the ruleset sees, what conntrack did
+//! with it, why, and the entry it met. How it is printed is [`crate::report`]'s business.
+
+use crate::capture::Timestamp;
+use crate::conntrack::state::{Dir, Index, TcpState};
+use crate::conntrack::window::{Bound, WindowEvidence};
+use serde::Serialize;
+
+/// Where a frame is: its input file and its 1-based number in that file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct FrameRef {
+    pub file: u32,
+    pub number: u64,
+}
+
+/// What an nftables `ct state` match (or iptables `--ctstate`) sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CtState {
+    New,
+    Established,
+    Related,
+    Invalid,
+    Untracked,
+    /// Conntrack never saw the frame (not TCP, held by defragmentation, dropped before the hook).
+    Skipped,
+}
+
+/// What conntrack did with the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Tracked; the entry was created or updated.
+    Accept,
+    /// Tracked (not INVALID), but the entry was deliberately left unchanged.
+    Ignore,
+    /// No conntrack attached: `ct state invalid`.
+    Invalid,
+    /// Conntrack dropped the packet itself (table full); the ruleset never sees it.
+    Drop,
+    Skipped,
+}
+
+/// A stable identifier for every INVALID, ignore and drop path, used by reports, `--fail-on`,
+/// and fixture expectations. The catalogue of explanations lives in [`crate::report`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReasonId {
+    /// Fewer than 20 bytes of TCP header in the datagram; no log line.
+    TcpHeaderUnreadable,
+    /// Data offset below 5 or beyond the segment: "truncated packet".
+    TruncatedPacket,
+    BadChecksum,
+    InvalidTcpFlags,
+    /// A packet other than SYN (or ACK with loose pickup) matched no entry: "invalid new".
+    InvalidNew,
+    /// An ACK matched no entry and `nf_conntrack_tcp_loose=0`; no log line.
+    PickupDisabled,
+    /// A SYN met an entry in the other orientation (the state table says INVALID).
+    SynMeetsReversedEntry,
+    /// Any other INVALID cell of the state table.
+    StateTableInvalid,
+    /// An originator SYN met a live entry of the same orientation: accepted, ignored.
+    SynOnStaleEntry,
+    /// A SYN on a TIME_WAIT/CLOSE entry that may not be reopened: accepted, ignored.
+    ReopenRefused,
+    /// Any other ignore cell of the state table.
+    StateTableIgnored,
+    ChallengeAckIgnored,
+    InvalidRst,
+    SeqOverUpperBound,
+    SeqOvershootIgnored,
+    AckOverUpperBound,
+    SeqUnderLowerBound,
+    AckUnderLowerBound,
+    /// Conntrack's table was full and nothing could be evicted.
+    TableFull,
+}
+
+impl ReasonId {
+    pub const ALL: [ReasonId; 19] = [
+        ReasonId::TcpHeaderUnreadable,
+        ReasonId::TruncatedPacket,
+        ReasonId::BadChecksum,
+        ReasonId::InvalidTcpFlags,
+        ReasonId::InvalidNew,
+        ReasonId::PickupDisabled,
+        ReasonId::SynMeetsReversedEntry,
+        ReasonId::StateTableInvalid,
+        ReasonId::SynOnStaleEntry,
+        ReasonId::ReopenRefused,
+        ReasonId::StateTableIgnored,
+        ReasonId::ChallengeAckIgnored,
+        ReasonId::InvalidRst,
+        ReasonId::SeqOverUpperBound,
+        ReasonId::SeqOvershootIgnored,
+        ReasonId::AckOverUpperBound,
+        ReasonId::SeqUnderLowerBound,
+        ReasonId::AckUnderLowerBound,
+        ReasonId::TableFull,
+    ];
+
+    /// The kebab-case id, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonId::TcpHeaderUnreadable => "tcp-header-unreadable",
+            ReasonId::TruncatedPacket => "truncated-packet",
+            ReasonId::BadChecksum => "bad-checksum",
+            ReasonId::InvalidTcpFlags => "invalid-tcp-flags",
+            ReasonId::InvalidNew => "invalid-new",
+            ReasonId::PickupDisabled => "pickup-disabled",
+            ReasonId::SynMeetsReversedEntry => "syn-meets-reversed-entry",
+            ReasonId::StateTableInvalid => "state-table-invalid",
+            ReasonId::SynOnStaleEntry => "syn-on-stale-entry",
+            ReasonId::ReopenRefused => "reopen-refused",
+            ReasonId::StateTableIgnored => "state-table-ignored",
+            ReasonId::ChallengeAckIgnored => "challenge-ack-ignored",
+            ReasonId::InvalidRst => "invalid-rst",
+            ReasonId::SeqOverUpperBound => "seq-over-upper-bound",
+            ReasonId::SeqOvershootIgnored => "seq-overshoot-ignored",
+            ReasonId::AckOverUpperBound => "ack-over-upper-bound",
+            ReasonId::SeqUnderLowerBound => "seq-under-lower-bound",
+            ReasonId::AckUnderLowerBound => "ack-under-lower-bound",
+            ReasonId::TableFull => "table-full",
+        }
+    }
+
+    pub fn from_str(s: &str) -> Option<ReasonId> {
+        ReasonId::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The reason a failed window bound gives.
+    pub fn of_bound(bound: Bound) -> ReasonId {
+        match bound {
+            Bound::SeqOvershoot => ReasonId::SeqOvershootIgnored,
+            Bound::SeqOverUpper => ReasonId::SeqOverUpperBound,
+            Bound::AckOverUpper => ReasonId::AckOverUpperBound,
+            Bound::SeqUnderLower => ReasonId::SeqUnderLowerBound,
+            Bound::AckUnderLower => ReasonId::AckUnderLowerBound,
+        }
+    }
+}
+
+impl std::fmt::Display for ReasonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The numbers behind a reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Evidence {
+    None,
+    /// The state-table cell that decided: `table[dir][index][state] → result`.
+    Cell { dir: Dir, index: Index, state: TcpState, result: &'static str },
+    Window(WindowEvidence),
+    /// The RST's sequence number lies below the highest ACK the peer sent.
+    Rst { seq: u32, td_maxack: u32 },
+    Flags { flags: u8 },
+    Length { doff: u8, l4_len: u32 },
+    TableFull { max: u32 },
+}
+
+/// Why a packet was reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub id: ReasonId,
+    /// Every line this kernel logs for the packet (with its prefix), in order.
+    pub kernel_log: Vec<String>,
+    pub evidence: Evidence,
+}
+
+/// How the entry was created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreatedBy {
+    Syn,
+    /// Mid-stream pickup of an ACK or data segment (`nf_conntrack_tcp_loose=1`).
+    Pickup,
+}
+
+/// The conntrack entry a packet met, as it was when the packet arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryInfo {
+    pub created_frame: FrameRef,
+    #[serde(skip)]
+    pub created_ts: Timestamp,
+    pub created_by: CreatedBy,
+    /// The frame that last moved the entry to another state (or created it).
+    pub last_change_frame: FrameRef,
+    /// The packet's direction relative to the entry.
+    pub orientation: Dir,
+    pub state: TcpState,
+    pub assured: bool,
+    pub seen_reply: bool,
+    /// When the entry would expire if nothing refreshed it.
+    #[serde(skip)]
+    pub expires: Timestamp,
+}
+
+/// Everything the tracker says about one packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub ct_state: CtState,
+    pub action: Action,
+    pub dir: Option<Dir>,
+    pub state_before: Option<TcpState>,
+    pub state_after: Option<TcpState>,
+    /// Set for every INVALID, ignored, dropped or logged packet.
+    pub reason: Option<Box<Reason>>,
+    /// The entry the packet met (before it was processed), if any.
+    pub entry: Option<EntryInfo>,
+    /// The packet replaced an old entry (reopen from TIME_WAIT/CLOSE); the old one's facts.
+    pub replaced: Option<EntryInfo>,
+}
+
+impl Verdict {
+    /// Whether a report without `--all` shows this packet: INVALID, dropped, or logged.
+    pub fn is_notable(&self) -> bool {
+        matches!(self.action, Action::Invalid | Action::Drop) || self.reason.is_some()
+    }
+
+    /// The joined kernel log lines, or `None` when conntrack logs nothing.
+    pub fn kernel_log(&self) -> Option<String> {
+        let r = self.reason.as_ref()?;
+        if r.kernel_log.is_empty() { None } else { Some(r.kernel_log.join("; ")) }
+    }
+}

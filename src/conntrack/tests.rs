@@ -1,0 +1,361 @@
+//! Scenario tests for the tracker, written in the spec's notation (section 14). The numbers
+//! asserted here are the kernel's, as computed in the spec and confirmed by the live-kernel
+//! fixtures in `fixtures/spec/`.
+
+use super::*;
+use crate::decode::{ChecksumStatus, TcpFlags, TcpOptions};
+use crate::verdict::{Action, CtState, ReasonId};
+use state::TcpState;
+use std::net::{IpAddr, Ipv4Addr};
+
+const C: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000);
+const S: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
+
+/// A segment from `from` to `to`, tcpdump-style flags ("S", "S.", ".", "P.", "F.", "R", "R.").
+fn seg(from: (IpAddr, u16), to: (IpAddr, u16), flags: &str, seq: u32, ack: u32, win: u16, len: u32) -> Segment {
+    let mut f = 0u8;
+    for c in flags.chars() {
+        f |= match c {
+            'S' => TcpFlags::SYN,
+            '.' => TcpFlags::ACK,
+            'P' => TcpFlags::PSH,
+            'F' => TcpFlags::FIN,
+            'R' => TcpFlags::RST,
+            'U' => TcpFlags::URG,
+            'E' => TcpFlags::ECE,
+            'W' => TcpFlags::CWR,
+            _ => panic!("flag {c}"),
+        };
+    }
+    Segment {
+        tuple: Tuple { src: from.0, dst: to.0, sport: from.1, dport: to.1 },
+        seq,
+        ack,
+        window: win,
+        flags: TcpFlags(f),
+        doff: 5,
+        l4_len: 20 + len,
+        options: TcpOptions { complete: true, ..TcpOptions::default() },
+        checksum: ChecksumStatus::Good,
+        ttl: 64,
+        fragments: 1,
+        truncated: false,
+        link_direction: None,
+    }
+}
+
+struct Run {
+    ct: Conntrack,
+    frame: u64,
+    now: Timestamp,
+}
+
+impl Run {
+    fn new() -> Run {
+        Run::with(Sysctls::default())
+    }
+    fn with(sysctls: Sysctls) -> Run {
+        Run { ct: Conntrack::new(&Profile::LATEST, sysctls), frame: 0, now: Timestamp::from_secs(1_000) }
+    }
+    /// Advances capture time by `secs`.
+    fn wait(&mut self, secs: i64) {
+        self.now = Timestamp(self.now.0 + secs * 1_000_000_000);
+    }
+    fn send(&mut self, s: Segment) -> Verdict {
+        self.frame += 1;
+        let frame = FrameRef { file: 0, number: self.frame };
+        self.ct.track(&Packet { seg: &s, ts: self.now, frame, hook: Hook::PreRouting })
+    }
+    fn c(&mut self, flags: &str, seq: u32, ack: u32) -> Verdict {
+        self.send(seg(C, S, flags, seq, ack, 64240, 0))
+    }
+    fn s(&mut self, flags: &str, seq: u32, ack: u32) -> Verdict {
+        self.send(seg(S, C, flags, seq, ack, 65160, 0))
+    }
+    /// The baseline handshake H of the spec.
+    fn handshake(&mut self) {
+        assert_eq!(self.c("S", 1000, 0).ct_state, CtState::New);
+        assert_eq!(self.s("S.", 5000, 1001).ct_state, CtState::Established);
+        let v = self.c(".", 1001, 5001);
+        assert_eq!((v.ct_state, v.state_after), (CtState::Established, Some(TcpState::Established)));
+    }
+    fn entry(&self) -> &Entry {
+        let key = Tuple { src: C.0, dst: S.0, sport: C.1, dport: S.1 };
+        self.ct.table.get(&key).or_else(|| self.ct.table.get(&key.reversed())).expect("entry")
+    }
+}
+
+fn log(v: &Verdict) -> String {
+    v.kernel_log().unwrap_or_default()
+}
+
+#[test]
+fn baseline_handshake_internal_state() {
+    let mut r = Run::new();
+    r.handshake();
+    let e = r.entry();
+    let [o, rp] = e.tcp.seen;
+    assert_eq!((o.td_end, o.td_maxend, o.td_maxwin, o.td_maxack), (1001, 66161, 64240, 5001));
+    assert_eq!((rp.td_end, rp.td_maxend, rp.td_maxwin, rp.td_maxack), (5001, 69241, 65160, 1001));
+    assert!(o.has(window::flag::MAXACK_SET) && rp.has(window::flag::MAXACK_SET));
+    assert_eq!((e.tcp.last_index, e.tcp.last_dir, e.tcp.last_seq, e.tcp.last_end), (Index::Ack, Dir::Original, 1001, 1001));
+    assert!(e.assured && e.seen_reply);
+    assert_eq!(e.expires.0 - r.now.0, 432_000 * 1_000_000_000);
+}
+
+use state::Index;
+
+#[test]
+fn t01_invalid_flag_combinations() {
+    for flags in ["SF", "", "FPU", "SR", "S.U"] {
+        let mut r = Run::new();
+        let v = r.c(flags, 1000, 0);
+        assert_eq!(v.action, Action::Invalid, "{flags}");
+        assert_eq!(log(&v), "nf_ct_proto_6: invalid tcp flag combination");
+        assert_eq!(r.ct.entries(), 0);
+    }
+    let mut r = Run::new();
+    assert_eq!(r.c("SEW", 1000, 0).ct_state, CtState::New);
+}
+
+#[test]
+fn t03_truncated_header() {
+    let mut r = Run::new();
+    let mut s = seg(C, S, "S", 1000, 0, 1000, 0);
+    s.doff = 4;
+    s.l4_len = 20;
+    assert_eq!(log(&r.send(s)), "nf_ct_proto_6: truncated packet");
+    let mut s = seg(C, S, "S", 1000, 0, 1000, 0);
+    s.doff = 15;
+    assert_eq!(log(&r.send(s)), "nf_ct_proto_6: truncated packet");
+}
+
+#[test]
+fn t04_checksum_only_checked_at_prerouting() {
+    let mut bad = seg(C, S, "S", 1000, 0, 1000, 0);
+    bad.checksum = ChecksumStatus::Bad;
+    let mut r = Run::new();
+    assert_eq!(log(&r.send(bad)), "nf_ct_proto_6: bad checksum");
+    let mut r = Run::new();
+    let v = r.ct.track(&Packet { seg: &bad, ts: r.now, frame: FrameRef::default(), hook: Hook::LocalOut });
+    assert_eq!(v.ct_state, CtState::New);
+    let mut off = Sysctls::default();
+    off.checksum = false;
+    let mut r = Run::with(off);
+    assert_eq!(r.send(bad).ct_state, CtState::New);
+}
+
+#[test]
+fn t05_pickup_and_loose() {
+    let mut r = Run::new();
+    let v = r.send(seg(C, S, ".", 1001, 5001, 1000, 0));
+    assert_eq!((v.ct_state, v.state_after), (CtState::New, Some(TcpState::Established)));
+    assert_eq!(r.entry().expires.0 - r.now.0, 300 * 1_000_000_000);
+    let mut strict = Sysctls::default();
+    strict.tcp_loose = false;
+    let mut r = Run::with(strict);
+    let v = r.send(seg(C, S, ".", 1001, 5001, 1000, 0));
+    assert_eq!(v.action, Action::Invalid);
+    assert_eq!(v.reason.as_ref().unwrap().id, ReasonId::PickupDisabled);
+    assert_eq!(v.kernel_log(), None, "loose=0 refusals are not logged");
+}
+
+#[test]
+fn t06_orphans_are_invalid_new() {
+    for flags in ["S.", "F.", "R", "R."] {
+        let mut r = Run::new();
+        let v = r.s(flags, 5000, 1001);
+        assert_eq!(log(&v), "nf_ct_proto_6: invalid new", "{flags}");
+    }
+}
+
+#[test]
+fn t08_ack_for_unseen_data() {
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.c(".", 1001, 9000);
+    assert_eq!(v.action, Action::Invalid);
+    assert_eq!(log(&v), "nf_ct_proto_6: ACK is over upper bound 5002 (ACKed data not seen yet)");
+    let mut liberal = Sysctls::default();
+    liberal.tcp_be_liberal = true;
+    let mut r = Run::with(liberal);
+    r.handshake();
+    let v = r.c(".", 1001, 9000);
+    assert_eq!((v.action, v.reason.is_none()), (Action::Accept, true));
+}
+
+#[test]
+fn t09_sequence_beyond_the_window() {
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.send(seg(C, S, "P.", 66200, 5001, 64240, 100));
+    assert_eq!(v.action, Action::Ignore);
+    assert_eq!(log(&v), "nf_ct_proto_6: 140 bytes more than expected");
+    assert_eq!(r.entry().tcp.seen[0].td_end, 66300);
+
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.send(seg(C, S, "P.", 200000, 5001, 64240, 100));
+    assert_eq!(log(&v), "nf_ct_proto_6: SEQ is over upper bound 66162 (over the window of the receiver)");
+    assert_eq!(v.action, Action::Invalid);
+
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.send(seg(C, S, "P.", 66000, 5001, 64240, 1000));
+    assert_eq!(v.action, Action::Accept);
+    assert_eq!(r.entry().tcp.seen[1].td_maxwin, 65999);
+}
+
+#[test]
+fn t15_rst_below_max_ack() {
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.s("R", 4000, 0);
+    assert_eq!(log(&v), "nf_ct_proto_6: invalid rst");
+    let mut lax = Sysctls::default();
+    lax.tcp_ignore_invalid_rst = true;
+    let mut r = Run::with(lax);
+    r.handshake();
+    let v = r.s("R", 4000, 0);
+    assert_eq!((v.action, v.state_after), (Action::Accept, Some(TcpState::Established)));
+    assert_eq!(r.entry().expires.0 - r.now.0, 10 * 1_000_000_000);
+}
+
+#[test]
+fn t16_exact_rst_then_reuse_is_ignored_then_resynced() {
+    let mut r = Run::new();
+    r.handshake();
+    assert_eq!(r.s("R", 5001, 0).state_after, Some(TcpState::Close));
+    r.wait(2);
+    let v = r.c("S", 90000, 0);
+    assert_eq!((v.ct_state, v.action), (CtState::Established, Action::Ignore));
+    assert_eq!(log(&v), "nf_ct_proto_6: packet (index 0) in dir 0 ignored, state CLOSE");
+    assert_eq!(v.reason.as_ref().unwrap().id, ReasonId::ReopenRefused);
+    let v = r.s("S.", 20000, 90001);
+    assert_eq!((v.action, v.state_after), (Action::Accept, Some(TcpState::SynRecv)));
+    let v = r.c(".", 90001, 20001);
+    assert_eq!(v.state_after, Some(TcpState::Established));
+}
+
+#[test]
+fn t18_reopen_after_fin_close() {
+    let mut r = Run::new();
+    r.handshake();
+    r.c("F.", 1001, 5001);
+    r.s(".", 5001, 1002);
+    r.s("F.", 5001, 1002);
+    assert_eq!(r.c(".", 1002, 5002).state_after, Some(TcpState::TimeWait));
+    let v = r.c("S", 500000, 0);
+    assert_eq!((v.ct_state, v.state_after), (CtState::New, Some(TcpState::SynSent)));
+    assert!(v.replaced.is_some());
+}
+
+#[test]
+fn t20_server_syn_on_established_is_invalid_even_when_liberal() {
+    let mut liberal = Sysctls::default();
+    liberal.tcp_be_liberal = true;
+    let mut r = Run::with(liberal);
+    r.handshake();
+    let v = r.s("S", 7000, 0);
+    assert_eq!(log(&v), "nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED");
+    assert_eq!(v.reason.as_ref().unwrap().id, ReasonId::SynMeetsReversedEntry);
+}
+
+#[test]
+fn t22_stale_established_entry_resyncs() {
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.c("S", 700000, 0);
+    assert_eq!((v.ct_state, v.action), (CtState::Established, Action::Ignore));
+    assert_eq!(v.reason.as_ref().unwrap().id, ReasonId::SynOnStaleEntry);
+    assert_eq!(r.s("S.", 9000, 700001).state_after, Some(TcpState::SynRecv));
+    assert_eq!(r.c(".", 700001, 9001).state_after, Some(TcpState::Established));
+}
+
+#[test]
+fn t23_poisoned_reversed_entry_expires_after_300s() {
+    let mut r = Run::new();
+    let v = r.s(".", 7000, 3000);
+    assert_eq!((v.ct_state, v.state_after), (CtState::New, Some(TcpState::Established)));
+    r.wait(10);
+    let v = r.c("S", 9000, 0);
+    assert_eq!(v.action, Action::Invalid);
+    assert_eq!(log(&v), "nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED");
+    let entry = v.entry.unwrap();
+    assert_eq!((entry.created_frame.number, entry.created_by), (1, crate::verdict::CreatedBy::Pickup));
+    assert_eq!(entry.orientation, Dir::Reply);
+    r.wait(300);
+    assert_eq!(r.c("S", 9000, 0).ct_state, CtState::New);
+}
+
+#[test]
+fn t23_variant_rst_from_client_deletes_unreplied_pickup() {
+    let mut r = Run::new();
+    r.s(".", 7000, 3000);
+    let v = r.c("R", 3000, 0);
+    assert_eq!(v.ct_state, CtState::Established);
+    assert_eq!(r.ct.entries(), 0);
+    assert_eq!(r.c("S", 9000, 0).ct_state, CtState::New);
+}
+
+#[test]
+fn t24_simultaneous_open() {
+    let mut r = Run::new();
+    assert_eq!(r.c("S", 1000, 0).ct_state, CtState::New);
+    assert_eq!(r.s("S", 5000, 0).state_after, Some(TcpState::SynSent2));
+    assert_eq!(r.c("S.", 1000, 5001).state_after, Some(TcpState::SynRecv));
+    assert_eq!(r.s("S.", 5000, 1001).action, Action::Ignore);
+    assert_eq!(r.c(".", 1001, 5001).state_after, Some(TcpState::Established));
+}
+
+#[test]
+fn t28_two_out_of_window_fins_lower_the_timeout() {
+    let mut r = Run::new();
+    r.handshake();
+    let v = r.s("F.", 5001, 999999);
+    assert_eq!(log(&v), "nf_ct_proto_6: ACK is over upper bound 1002 (ACKed data not seen yet)");
+    let v = r.c("F.", 1001, 888888);
+    assert_eq!(
+        log(&v),
+        "nf_ct_proto_6: ACK is over upper bound 5002 (ACKed data not seen yet); \
+         nf_ct_proto_6: packet (index 2, dir 0) response for index 2 lower timeout to 75000"
+    );
+    assert_eq!(r.entry().expires.0 - r.now.0, 300 * 1_000_000_000);
+}
+
+#[test]
+fn t29_syn_retransmissions_do_not_refresh() {
+    let mut r = Run::new();
+    r.c("S", 1000, 0);
+    for wait in [1, 2, 4, 8, 16, 32] {
+        r.wait(wait);
+        assert_eq!(r.c("S", 1000, 0).ct_state, CtState::New);
+    }
+    r.wait(150 - 63);
+    assert_eq!(log(&r.s("S.", 5000, 1001)), "nf_ct_proto_6: invalid new");
+}
+
+#[test]
+fn t32_liberal_pickup_still_rejects_by_table_and_rst() {
+    let mut r = Run::new();
+    r.send(seg(C, S, ".", 1001, 5001, 1000, 0));
+    r.send(seg(S, C, ".", 5001, 1001, 1000, 0));
+    let v = r.send(seg(C, S, ".", 1001, 5001, 1000, 0));
+    assert!(r.entry().assured, "{v:?}");
+    let v = r.send(seg(S, C, ".", 99999999, 1001, 1000, 0));
+    assert_eq!((v.action, v.reason.is_none()), (Action::Accept, true));
+    assert_eq!(r.s("S", 5, 0).action, Action::Invalid);
+    assert_eq!(log(&r.s("R", 10, 0)), "nf_ct_proto_6: invalid rst");
+}
+
+#[test]
+fn t33_table_full_drops_when_nothing_can_be_evicted() {
+    let mut tiny = Sysctls::default();
+    tiny.max = 1;
+    let mut r = Run::with(tiny);
+    r.handshake();
+    let other = (C.0, 40001);
+    let v = r.send(seg(other, S, "S", 1, 0, 1000, 0));
+    assert_eq!(v.action, Action::Drop);
+    assert_eq!(v.reason.unwrap().id, ReasonId::TableFull);
+}

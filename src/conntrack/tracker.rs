@@ -1,0 +1,428 @@
+//! The packet handler: header checks (`tcp_error`), entry creation (`tcp_new`), and the state
+//! machine with its special cases (`nf_conntrack_tcp_packet`), in the kernel's order.
+//!
+//! Every rejection returns a [`Reason`] value; nothing here prints.
+
+use super::entry::{Entry, TcpCt};
+use super::profile::Profile;
+use super::seq::before;
+use super::state::{transition, Cell, Dir, Index, TcpState};
+use super::sysctl::Sysctls;
+use super::window::{flag, segment_end, tcp_in_window, DirState, InWindow, WindowEvidence};
+use crate::capture::Timestamp;
+use crate::decode::{ChecksumStatus, Segment, TcpFlags};
+use crate::verdict::{Evidence, Reason, ReasonId};
+
+/// Where in the IP stack conntrack meets the packet. Checksums are verified only for packets
+/// received from the wire (PRE_ROUTING), never for locally generated ones (LOCAL_OUT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    PreRouting,
+    LocalOut,
+}
+
+/// What the tracker is configured with.
+pub struct Config<'a> {
+    pub profile: &'a Profile,
+    pub sysctls: &'a Sysctls,
+}
+
+impl Config<'_> {
+    fn log(&self, msg: impl std::fmt::Display) -> String {
+        format!("{}{}", self.profile.log_prefix, msg)
+    }
+
+    fn reason(&self, id: ReasonId, msg: Option<String>, evidence: Evidence) -> Reason {
+        Reason { id, kernel_log: msg.map(|m| self.log(m)).into_iter().collect(), evidence }
+    }
+}
+
+/// The valid flag combinations once PSH, ECE and CWR are masked off (`tcp_valid_flags`).
+const VALID_FLAGS: [u8; 9] = [
+    TcpFlags::SYN,
+    TcpFlags::SYN | TcpFlags::URG,
+    TcpFlags::SYN | TcpFlags::ACK,
+    TcpFlags::RST,
+    TcpFlags::RST | TcpFlags::ACK,
+    TcpFlags::FIN | TcpFlags::ACK,
+    TcpFlags::FIN | TcpFlags::ACK | TcpFlags::URG,
+    TcpFlags::ACK,
+    TcpFlags::ACK | TcpFlags::URG,
+];
+
+/// `tcp_error`: checks made on every packet before any state is consulted.
+pub fn header_error(cfg: &Config, seg: &Segment, hook: Hook) -> Option<Reason> {
+    let header_len = seg.doff as u32 * 4;
+    if header_len < 20 || seg.l4_len < header_len {
+        let ev = Evidence::Length { doff: seg.doff, l4_len: seg.l4_len };
+        return Some(cfg.reason(ReasonId::TruncatedPacket, Some("truncated packet".into()), ev));
+    }
+    if cfg.sysctls.checksum && hook == Hook::PreRouting && seg.checksum == ChecksumStatus::Bad {
+        return Some(cfg.reason(ReasonId::BadChecksum, Some("bad checksum".into()), Evidence::None));
+    }
+    let masked = seg.flags.0 & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR);
+    if !VALID_FLAGS.contains(&masked) {
+        let ev = Evidence::Flags { flags: seg.flags.0 };
+        return Some(cfg.reason(ReasonId::InvalidTcpFlags, Some("invalid tcp flag combination".into()), ev));
+    }
+    None
+}
+
+/// How a new entry starts, decided by `tcp_new`.
+pub enum NewEntry {
+    Created(TcpCt, crate::verdict::CreatedBy),
+    Refused(Reason),
+}
+
+/// `tcp_new`: may this packet, which matched no entry, create one?
+pub fn tcp_new(cfg: &Config, seg: &Segment) -> NewEntry {
+    let index = Index::of(seg.flags);
+    let mut ct = TcpCt::zeroed();
+    let end = segment_end(seg);
+    let initial = DirState {
+        td_end: end,
+        td_maxwin: (seg.window as u32).max(1),
+        ..DirState::default()
+    };
+    match transition(cfg.profile.table, Dir::Original, index, TcpState::None) {
+        Cell::To(TcpState::SynSent) => {
+            ct.seen[0] = DirState { td_maxend: end, ..initial };
+            ct.seen[0].take_options(&seg.options);
+            NewEntry::Created(ct, crate::verdict::CreatedBy::Syn)
+        }
+        Cell::To(_) if !cfg.sysctls.tcp_loose => {
+            NewEntry::Refused(cfg.reason(ReasonId::PickupDisabled, None, Evidence::None))
+        }
+        Cell::To(_) => {
+            // Mid-stream pickup: without the handshake, window scaling is unknown, so both
+            // directions are checked liberally from now on.
+            ct.seen[0] = DirState { td_maxend: end.wrapping_add(initial.td_maxwin), ..initial };
+            ct.seen[0].flags = flag::SACK_PERM | flag::BE_LIBERAL;
+            ct.seen[1].flags = flag::SACK_PERM | flag::BE_LIBERAL;
+            NewEntry::Created(ct, crate::verdict::CreatedBy::Pickup)
+        }
+        Cell::Invalid | Cell::Ignore => {
+            let ev = Evidence::Cell { dir: Dir::Original, index, state: TcpState::None, result: "invalid" };
+            NewEntry::Refused(cfg.reason(ReasonId::InvalidNew, Some("invalid new".into()), ev))
+        }
+    }
+}
+
+/// The handler's decision for one packet on one entry.
+#[derive(Debug)]
+pub enum Handled {
+    /// Tracked and applied. `liberal` holds the window bound the packet failed when only the
+    /// liberal rule (picked-up entry, `be_liberal`) let it pass silently.
+    Accepted { liberal: Option<WindowEvidence>, delete_entry: bool },
+    /// Tracked, but the entry was left unchanged (sIG, window IGNORE, challenge ACK).
+    Ignored(Reason),
+    /// INVALID: no conntrack attached to the packet.
+    Invalid(Reason),
+    /// The old entry must be destroyed and the packet looked up again (reopen).
+    Repeat,
+}
+
+/// `nf_conntrack_tcp_packet` after the header checks and `tcp_new`.
+pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Timestamp) -> Handled {
+    let index = Index::of(seg.flags);
+    let old = e.tcp.state;
+    // The re-sync path below pretends the entry was in SYN_SENT; the stored state stays as it is.
+    let mut old_local = old;
+    let mut new_state;
+    let mut skip_window = false;
+
+    match transition(cfg.profile.table, dir, index, old) {
+        Cell::Invalid => {
+            let id = if index == Index::Syn && dir == Dir::Reply {
+                ReasonId::SynMeetsReversedEntry
+            } else {
+                ReasonId::StateTableInvalid
+            };
+            let msg = format!("packet (index {}) in dir {} invalid, state {}", index as u8, dir as u8, old);
+            let ev = Evidence::Cell { dir, index, state: old, result: "invalid" };
+            return Handled::Invalid(cfg.reason(id, Some(msg), ev));
+        }
+        Cell::Ignore => {
+            if is_resync(&e.tcp, index, dir, seg) {
+                resync(&mut e.tcp, dir);
+                old_local = TcpState::SynSent;
+                new_state = TcpState::SynRecv;
+            } else {
+                return ignore(cfg, &mut e.tcp, seg, dir, index, ReasonId::StateTableIgnored);
+            }
+        }
+        Cell::To(to) => {
+            new_state = to;
+            match to {
+                TcpState::SynSent if old >= TcpState::TimeWait => {
+                    // A SYN on a closed entry. Reopen if somebody closed it with a FIN, or if the
+                    // last packet was an RST from the side now sending the SYN; otherwise the
+                    // endpoints may still think the old connection is alive: ignore the SYN.
+                    let closed_by_fin = (e.tcp.seen[0].flags | e.tcp.seen[1].flags) & flag::CLOSE_INIT != 0;
+                    let own_rst = e.tcp.last_dir == dir && e.tcp.last_index == Index::Rst;
+                    if closed_by_fin || own_rst {
+                        return Handled::Repeat;
+                    }
+                    return ignore(cfg, &mut e.tcp, seg, dir, index, ReasonId::ReopenRefused);
+                }
+                TcpState::TimeWait => {
+                    // An RFC 5961 challenge ACK answering a SYN ignored in LAST_ACK does not
+                    // acknowledge the last FIN.
+                    let ct = &mut e.tcp;
+                    if old == TcpState::LastAck
+                        && index == Index::Ack
+                        && ct.last_dir != dir
+                        && ct.last_index == Index::Syn
+                        && ct.last_flags & flag::EXP_CHALLENGE_ACK != 0
+                    {
+                        ct.last_flags &= !flag::EXP_CHALLENGE_ACK;
+                        let ev = Evidence::Cell { dir, index, state: old, result: "TIME_WAIT" };
+                        let r = cfg.reason(ReasonId::ChallengeAckIgnored, Some("challenge-ack ignored".into()), ev);
+                        return Handled::Ignored(r);
+                    }
+                }
+                TcpState::SynSent2 => e.tcp.last_flags |= flag::SIMULTANEOUS_OPEN,
+                TcpState::SynRecv => {
+                    if dir == Dir::Reply && index == Index::Ack && e.tcp.last_flags & flag::SIMULTANEOUS_OPEN != 0 {
+                        new_state = TcpState::Established;
+                    }
+                }
+                TcpState::Close if index == Index::Rst => match check_rst(cfg, e, seg, dir, old) {
+                    RstCheck::Invalid(r) => return Handled::Invalid(r),
+                    RstCheck::WindowCheck => {}
+                    RstCheck::SkipWindowCheck => skip_window = true,
+                    RstCheck::KeepState => new_state = old,
+                    RstCheck::KeepStateSkipWindowCheck => {
+                        new_state = old;
+                        skip_window = true;
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+
+    let mut liberal = None;
+    if !skip_window {
+        match tcp_in_window(&mut e.tcp, dir, index, seg, cfg.sysctls.tcp_be_liberal) {
+            InWindow::Accept => {}
+            InWindow::AcceptLiberal(ev) => liberal = Some(ev),
+            InWindow::Ignore(ev) => return Handled::Ignored(window_reason(cfg, &ev)),
+            InWindow::Invalid(ev) => {
+                let mut r = window_reason(cfg, &ev);
+                if let Some(line) = lower_timeout_on_invalid(cfg, e, dir, index, now) {
+                    r.kernel_log.push(line);
+                }
+                return Handled::Invalid(r);
+            }
+        }
+    }
+
+    // From here on the packet is in window.
+    let ct = &mut e.tcp;
+    ct.last_index = index;
+    ct.last_dir = dir;
+    ct.state = new_state;
+    if old_local != new_state && new_state == TcpState::FinWait {
+        ct.seen[dir.index()].flags |= flag::CLOSE_INIT;
+    }
+
+    let t = &cfg.sysctls.timeouts;
+    let state_timeout = t.of(new_state);
+    let unacked = (ct.seen[0].flags | ct.seen[1].flags) & flag::DATA_UNACKNOWLEDGED != 0;
+    let mut timeout = if ct.retrans as u32 >= cfg.sysctls.tcp_max_retrans && state_timeout > t.max_retrans {
+        t.max_retrans
+    } else if index == Index::Rst {
+        t.close
+    } else if unacked && state_timeout > t.unacknowledged {
+        t.unacknowledged
+    } else if ct.last_win == 0 && state_timeout > t.max_retrans {
+        t.max_retrans
+    } else {
+        state_timeout
+    };
+
+    if !e.seen_reply {
+        if seg.flags.rst() {
+            // The only answer was an RST: there is no connection, forget the entry now.
+            return Handled::Accepted { liberal, delete_entry: true };
+        }
+        if index == Index::Syn && old_local == TcpState::SynSent {
+            // A SYN retransmission must not keep a dead entry alive forever.
+            return Handled::Accepted { liberal, delete_entry: false };
+        }
+        if new_state == TcpState::Established && timeout > t.unacknowledged {
+            // A picked-up connection nobody answered gets the short timeout.
+            timeout = t.unacknowledged;
+        }
+    } else if !e.assured
+        && matches!(old_local, TcpState::SynRecv | TcpState::Established)
+        && new_state == TcpState::Established
+    {
+        e.assured = true;
+    }
+    e.expires = Timestamp(now.0.saturating_add(timeout as i64 * 1_000_000_000));
+    Handled::Accepted { liberal, delete_entry: false }
+}
+
+/// Does this SYN/ACK acknowledge exactly the SYN conntrack ignored earlier? Then both endpoints
+/// are in sync on a new connection and conntrack should follow them.
+fn is_resync(ct: &TcpCt, index: Index, dir: Dir, seg: &Segment) -> bool {
+    index == Index::SynAck && ct.last_index == Index::Syn && ct.last_dir != dir && seg.ack == ct.last_end
+}
+
+/// Adopts the connection the ignored SYN started: its side from the annotation, the SYN/ACK
+/// sender's side from scratch (the window check re-initialises it from this packet).
+fn resync(ct: &mut TcpCt, dir: Dir) {
+    ct.last_flags &= !flag::EXP_CHALLENGE_ACK;
+    ct.seen[ct.last_dir.index()] = DirState {
+        td_end: ct.last_end,
+        td_maxend: ct.last_end,
+        td_maxwin: (ct.last_win as u32).max(1),
+        td_maxack: ct.seen[ct.last_dir.index()].td_maxack,
+        td_scale: ct.last_wscale,
+        flags: ct.last_flags,
+    };
+    ct.seen[dir.index()].reset_keep_liberal();
+}
+
+/// Accepts a packet without letting it change the entry, remembering enough of it to re-sync
+/// if the other side proves it right.
+fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, id: ReasonId) -> Handled {
+    let old = ct.state;
+    ct.last_index = index;
+    ct.last_dir = dir;
+    ct.last_seq = seg.seq;
+    ct.last_end = segment_end(seg);
+    ct.last_win = seg.window;
+    if index == Index::Syn && dir == Dir::Original {
+        let mut opts = DirState::default();
+        opts.take_options(&seg.options);
+        ct.last_flags = 0;
+        ct.last_wscale = 0;
+        if opts.has(flag::WINDOW_SCALE) {
+            ct.last_flags |= flag::WINDOW_SCALE;
+            ct.last_wscale = opts.td_scale;
+        }
+        if opts.has(flag::SACK_PERM) {
+            ct.last_flags |= flag::SACK_PERM;
+        }
+        if old == TcpState::LastAck {
+            // The peer may answer with a challenge ACK, which must not count as the last ACK.
+            ct.last_flags |= flag::EXP_CHALLENGE_ACK;
+        }
+    }
+    if old == TcpState::SynSent && index == Index::Ack && dir == Dir::Reply {
+        // Perhaps a challenge ACK to our SYN; an RST with this sequence number may follow.
+        ct.last_ack = seg.ack;
+    }
+    let id = if id == ReasonId::StateTableIgnored && index == Index::Syn && dir == Dir::Original {
+        ReasonId::SynOnStaleEntry
+    } else {
+        id
+    };
+    let msg = format!("packet (index {}) in dir {} ignored, state {}", index as u8, dir as u8, old);
+    let ev = Evidence::Cell { dir, index, state: old, result: "ignore" };
+    Handled::Ignored(cfg.reason(id, Some(msg), ev))
+}
+
+/// What the RST special cases decided.
+enum RstCheck {
+    Invalid(Reason),
+    WindowCheck,
+    SkipWindowCheck,
+    /// An in-window but inexact RST on an established connection: keep the state (a challenge
+    /// ACK may still rescue the connection), but it gets the CLOSE timeout.
+    KeepState,
+    KeepStateSkipWindowCheck,
+}
+
+/// The RST rules (entered when the table says CLOSE for an RST).
+fn check_rst(cfg: &Config, e: &Entry, seg: &Segment, dir: Dir, old: TcpState) -> RstCheck {
+    let ct = &e.tcp;
+    if ct.state.is_closing() {
+        // The tuple may already have been reused; the old numbers mean nothing now.
+        return RstCheck::SkipWindowCheck;
+    }
+    let mut keep_state = false;
+    let peer = ct.seen[dir.other().index()];
+    // td_maxack is not trustworthy if the last thing let through was a SYN.
+    if peer.has(flag::MAXACK_SET) && ct.last_index != Index::Syn {
+        let seq = seg.seq;
+        if seq == 0 && !e.established_and_assured() {
+            // Most likely the answer to a SYN that was let through.
+            return RstCheck::WindowCheck;
+        }
+        if before(seq, peer.td_maxack) && !cfg.sysctls.tcp_ignore_invalid_rst {
+            let ev = Evidence::Rst { seq, td_maxack: peer.td_maxack };
+            return RstCheck::Invalid(cfg.reason(ReasonId::InvalidRst, Some("invalid rst".into()), ev));
+        }
+        if !e.established_and_assured() || seq == peer.td_maxack {
+            return RstCheck::WindowCheck;
+        }
+        if ct.last_index == Index::Ack && ct.last_dir == dir && seq == ct.last_end {
+            // The RST right after this side's own data ("RST train").
+            return RstCheck::WindowCheck;
+        }
+        keep_state = true;
+    }
+    // An RST answering a SYN or ACK that was let through while conntrack was out of sync
+    // carries an ack for that packet: skip the window check, it may acknowledge ignored data.
+    let answers_ignored_syn = e.seen_reply && ct.last_index == Index::Syn && ct.last_dir != dir;
+    let answers_half_open_ack = !e.assured && ct.last_index == Index::Ack;
+    let answers_challenge_ack = old == TcpState::SynSent
+        && ct.last_index == Index::Ack
+        && ct.last_dir == Dir::Reply
+        && seg.seq == ct.last_ack;
+    let skip = ((answers_ignored_syn || answers_half_open_ack) && seg.ack == ct.last_end) || answers_challenge_ack;
+    match (keep_state, skip) {
+        (false, false) => RstCheck::WindowCheck,
+        (false, true) => RstCheck::SkipWindowCheck,
+        (true, false) => RstCheck::KeepState,
+        (true, true) => RstCheck::KeepStateSkipWindowCheck,
+    }
+}
+
+/// The reason for a failed window bound, with the kernel's log line.
+fn window_reason(cfg: &Config, ev: &WindowEvidence) -> Reason {
+    use super::window::Bound::*;
+    let v = ev.logged_value;
+    let msg = match ev.bound {
+        SeqOvershoot => format!("{v} bytes more than expected"),
+        SeqOverUpper => format!("SEQ is over upper bound {v} (over the window of the receiver)"),
+        AckOverUpper => format!("ACK is over upper bound {v} (ACKed data not seen yet)"),
+        SeqUnderLower => format!("SEQ is under lower bound {v} (already ACKed data retransmitted)"),
+        AckUnderLower => format!("ignored ACK under lower bound {v} (possible overly delayed)"),
+    };
+    cfg.reason(ReasonId::of_bound(ev.bound), Some(msg), Evidence::Window(*ev))
+}
+
+/// `nf_tcp_handle_invalid`: an out-of-window FIN or RST answering the other side's FIN or RST
+/// means the endpoints are gone; shorten an assured entry's long timeout. Otherwise remember the
+/// packet as the last one seen, even though it was INVALID.
+fn lower_timeout_on_invalid(cfg: &Config, e: &mut Entry, dir: Dir, index: Index, now: Timestamp) -> Option<String> {
+    if !e.assured || !matches!(index, Index::Fin | Index::Rst) {
+        return None;
+    }
+    let ct = &mut e.tcp;
+    if ct.last_dir != dir && matches!(ct.last_index, Index::Fin | Index::Rst) {
+        let remaining_ns = e.expires.0.saturating_sub(now.0).max(0);
+        if remaining_ns < 120 * 1_000_000_000 {
+            return None;
+        }
+        let unack = cfg.sysctls.timeouts.unacknowledged;
+        if remaining_ns > unack as i64 * 1_000_000_000 {
+            e.expires = Timestamp(now.0 + unack as i64 * 1_000_000_000);
+            let jiffies = unack as u64 * cfg.profile.hz as u64;
+            return Some(cfg.log(format!(
+                "packet (index {}, dir {}) response for index {} lower timeout to {}",
+                index as u8, dir as u8, ct.last_index as u8, jiffies
+            )));
+        }
+        None
+    } else {
+        ct.last_index = index;
+        ct.last_dir = dir;
+        None
+    }
+}

@@ -1,0 +1,359 @@
+//! Window tracking: the kernel's `tcp_in_window`, with its names.
+//!
+//! Each direction keeps what it has sent (`td_end`), how far the peer has let it send
+//! (`td_maxend`), the largest window it advertised (`td_maxwin`) and the highest ACK it sent
+//! (`td_maxack`). A segment is checked against four bounds:
+//!
+//! ```text
+//!   I.   seq  <= sender.td_maxend                               (not beyond the receiver's window)
+//!   II.  end  >= sender.td_end - receiver.td_maxwin             (not data the receiver already has)
+//!   III. sack <= receiver.td_end                                (acknowledges nothing unsent)
+//!   IV.  sack >= receiver.td_end - max(sender.td_maxwin, 66000) (not an ancient ACK)
+//! ```
+//!
+//! Since 6.1 only I (beyond a small overshoot) and III make a packet INVALID; II and IV, and a
+//! small overshoot of I, make the tracker *ignore* it (accepted, logged, entry not updated).
+
+use super::seq::{after, before};
+use super::entry::TcpCt;
+use super::state::{Dir, Index, TcpState};
+use crate::decode::{Segment, TcpOptions};
+use serde::Serialize;
+
+/// `IP_CT_TCP_FLAG_*`: per-direction flags (and two markers kept only in `last_flags`).
+pub mod flag {
+    pub const WINDOW_SCALE: u8 = 0x01;
+    pub const SACK_PERM: u8 = 0x02;
+    pub const CLOSE_INIT: u8 = 0x04;
+    pub const BE_LIBERAL: u8 = 0x08;
+    pub const DATA_UNACKNOWLEDGED: u8 = 0x10;
+    pub const MAXACK_SET: u8 = 0x20;
+    pub const EXP_CHALLENGE_ACK: u8 = 0x40;
+    pub const SIMULTANEOUS_OPEN: u8 = 0x80;
+
+    /// Flag names as `conntrack -L` / ctnetlink spell them, for reports.
+    pub fn names(flags: u8) -> Vec<&'static str> {
+        const NAMES: [(u8, &str); 8] = [
+            (WINDOW_SCALE, "WINDOW_SCALE"),
+            (SACK_PERM, "SACK_PERM"),
+            (CLOSE_INIT, "CLOSE_INIT"),
+            (BE_LIBERAL, "BE_LIBERAL"),
+            (DATA_UNACKNOWLEDGED, "DATA_UNACKNOWLEDGED"),
+            (MAXACK_SET, "MAXACK_SET"),
+            (EXP_CHALLENGE_ACK, "EXP_CHALLENGE_ACK"),
+            (SIMULTANEOUS_OPEN, "SIMULTANEOUS_OPEN"),
+        ];
+        NAMES.iter().filter(|(bit, _)| flags & bit != 0).map(|(_, n)| *n).collect()
+    }
+}
+
+/// What conntrack knows about one direction (`struct ip_ct_tcp_state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DirState {
+    pub td_end: u32,
+    pub td_maxend: u32,
+    /// 0 means "this direction has not been seen yet".
+    pub td_maxwin: u32,
+    pub td_maxack: u32,
+    pub td_scale: u8,
+    pub flags: u8,
+}
+
+impl DirState {
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// `nf_ct_tcp_state_reset`: forget everything but the liberal marker.
+    pub fn reset_keep_liberal(&mut self) {
+        *self = DirState { flags: self.flags & flag::BE_LIBERAL, ..DirState::default() };
+    }
+
+    /// `tcp_options`: take window scale and SACK-permitted from a SYN. A SYN without options
+    /// leaves the old values alone, exactly as the kernel does.
+    pub fn take_options(&mut self, opts: &TcpOptions) {
+        if opts.area_len == 0 {
+            return;
+        }
+        self.td_scale = 0;
+        self.flags &= flag::BE_LIBERAL;
+        if opts.sack_perm {
+            self.flags |= flag::SACK_PERM;
+        }
+        if let Some(ws) = opts.wscale {
+            self.td_scale = ws.min(14);
+            self.flags |= flag::WINDOW_SCALE;
+        }
+    }
+
+    /// Initialises the sender from a SYN or SYN/ACK (`tcp_init_sender`).
+    fn init_sender(&mut self, receiver: &mut DirState, seg: &Segment, end: u32, dir: Dir) {
+        self.td_end = end;
+        self.td_maxend = end;
+        self.td_maxwin = (seg.window as u32).max(1);
+        self.take_options(&seg.options);
+        // Window scaling is on only if both ends offered it (RFC 7323); decided when the
+        // responder's SYN/ACK is seen.
+        if dir == Dir::Reply && !(self.has(flag::WINDOW_SCALE) && receiver.has(flag::WINDOW_SCALE)) {
+            self.td_scale = 0;
+            receiver.td_scale = 0;
+        }
+    }
+}
+
+/// `end`: the sequence number just after this segment (SYN and FIN count as one byte each).
+pub fn segment_end(seg: &Segment) -> u32 {
+    seg.seq
+        .wrapping_add(seg.payload_len())
+        .wrapping_add(seg.flags.syn() as u32)
+        .wrapping_add(seg.flags.fin() as u32)
+}
+
+/// `tcp_sack`: the highest SACK right edge of the first SACK option, or `ack` if none is after it.
+fn highest_sack(seg: &Segment, ack: u32) -> u32 {
+    let o = &seg.options;
+    o.sack_right_edges[..o.sack_blocks.min(4) as usize]
+        .iter()
+        .fold(ack, |sack, &edge| if after(edge, sack) { edge } else { sack })
+}
+
+/// The largest ACK window conntrack tolerates for bound IV.
+fn max_ack_window(sender: &DirState) -> u32 {
+    sender.td_maxwin.max(66_000)
+}
+
+/// Which bound a segment failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bound {
+    /// I failed, but by no more than the receiver's largest window: "bytes more than expected".
+    SeqOvershoot,
+    /// I: beyond the receiver's window.
+    SeqOverUpper,
+    /// III: acknowledges data not seen yet.
+    AckOverUpper,
+    /// II: entirely below the receiver's window (old retransmission).
+    SeqUnderLower,
+    /// IV: an ACK far below what was already acknowledged (overly delayed).
+    AckUnderLower,
+}
+
+/// The numbers behind a window-check failure, as they were when the check ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct WindowEvidence {
+    pub bound: Bound,
+    /// The number the kernel prints in its log line (the bound ± 1, or the overshoot in bytes).
+    pub logged_value: u32,
+    pub seq: u32,
+    pub end: u32,
+    pub ack: u32,
+    pub sack: u32,
+    /// The raw window field of the segment.
+    pub win: u16,
+    pub sender: DirState,
+    pub receiver: DirState,
+    /// For I: how many bytes the segment reaches past `sender.td_maxend` (+1, as the kernel counts).
+    pub overshoot: Option<u32>,
+}
+
+/// The outcome of the window check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InWindow {
+    Accept,
+    /// A bound failed, but the sender is liberal (picked-up entry, or `be_liberal`): accepted
+    /// silently, without updating the window data.
+    AcceptLiberal(WindowEvidence),
+    /// Accepted but ignored for tracking (logged).
+    Ignore(WindowEvidence),
+    Invalid(WindowEvidence),
+}
+
+/// `tcp_in_window`. It reads the entry's *stored* state, not the handler's local `old`, which the
+/// re-sync path may have changed.
+pub fn tcp_in_window(
+    ct: &mut TcpCt,
+    dir: Dir,
+    index: Index,
+    seg: &Segment,
+    be_liberal_sysctl: bool,
+) -> InWindow {
+    let stored_state = ct.state;
+    let [s0, s1] = &mut ct.seen;
+    let (sender, receiver) = match dir {
+        Dir::Original => (s0, s1),
+        Dir::Reply => (s1, s0),
+    };
+    let flags = seg.flags;
+    let mut seq = seg.seq;
+    let mut ack = seg.ack;
+    let mut sack = ack;
+    let win_raw = seg.window;
+    let mut win = win_raw as u32;
+    let mut end = segment_end(seg);
+
+    if receiver.has(flag::SACK_PERM) {
+        sack = highest_sack(seg, ack);
+    }
+
+    if sender.td_maxwin == 0 {
+        // First packet seen from this direction.
+        if flags.syn() {
+            sender.init_sender(receiver, seg, end, dir);
+            if !flags.ack() {
+                // A SYN from the reply side: simultaneous open.
+                return InWindow::Accept;
+            }
+        } else {
+            // Mid-stream: the history is lost, start from what this packet shows.
+            sender.td_end = end;
+            let swin = win << sender.td_scale;
+            sender.td_maxwin = swin.max(1);
+            sender.td_maxend = end.wrapping_add(sender.td_maxwin);
+            if receiver.td_maxwin == 0 {
+                // Nothing seen the other way yet either: make III and IV pass until it is.
+                receiver.td_end = sack;
+                receiver.td_maxend = sack;
+            } else if sack == receiver.td_end.wrapping_add(1) {
+                // Most likely the answer to a keep-alive probe.
+                receiver.td_end = receiver.td_end.wrapping_add(1);
+            }
+        }
+    } else if flags.syn()
+        && after(end, sender.td_end)
+        && matches!(stored_state, TcpState::SynSent | TcpState::SynRecv)
+    {
+        // A SYN or SYN/ACK retransmitted with a higher sequence number (RFC 793: a
+        // reinitialised TCP uses larger numbers): start this direction over.
+        sender.init_sender(receiver, seg, end, dir);
+        if dir == Dir::Reply && !flags.ack() {
+            return InWindow::Accept;
+        }
+    }
+
+    if !flags.ack() {
+        // No ACK: pretend it acknowledged exactly what was sent.
+        ack = receiver.td_end;
+        sack = ack;
+    } else if flags.rst() && ack == 0 {
+        // Some stacks set ACK on an RST with a zero ack number.
+        ack = receiver.td_end;
+        sack = ack;
+    }
+
+    if flags.rst() && seq == 0 && stored_state == TcpState::SynSent {
+        // An RST answering a SYN.
+        seq = sender.td_end;
+        end = seq;
+    }
+
+    let liberal = sender.has(flag::BE_LIBERAL) || be_liberal_sysctl;
+    let evidence = |bound, logged_value, overshoot, sender: &DirState, receiver: &DirState| WindowEvidence {
+        bound,
+        logged_value,
+        seq,
+        end,
+        ack,
+        sack,
+        win: win_raw,
+        sender: *sender,
+        receiver: *receiver,
+        overshoot,
+    };
+    let fail = |result: fn(WindowEvidence) -> InWindow, ev: WindowEvidence| {
+        if liberal { InWindow::AcceptLiberal(ev) } else { result(ev) }
+    };
+
+    // I: not beyond the right edge of the receiver's window.
+    if !before(seq, sender.td_maxend.wrapping_add(1)) {
+        let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
+        let ack_ok = after(sack, receiver.td_end.wrapping_sub(max_ack_window(sender)).wrapping_sub(1));
+        let in_recv_win = receiver.td_maxwin != 0
+            && after(end, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1));
+        if in_recv_win
+            && ack_ok
+            && overshot <= receiver.td_maxwin
+            && before(sack, receiver.td_end.wrapping_add(1))
+        {
+            // Some stacks send a little more than the window allows. Remember the data was
+            // sent, so that the ACK for it will not look like "ACK over upper bound" later.
+            let ev = evidence(Bound::SeqOvershoot, overshot, Some(overshot), sender, receiver);
+            sender.td_end = end;
+            sender.flags |= flag::DATA_UNACKNOWLEDGED;
+            return fail(InWindow::Ignore, ev);
+        }
+        let ev = evidence(Bound::SeqOverUpper, sender.td_maxend.wrapping_add(1), Some(overshot), sender, receiver);
+        return fail(InWindow::Invalid, ev);
+    }
+
+    // III: acknowledges nothing that was not sent.
+    if !before(sack, receiver.td_end.wrapping_add(1)) {
+        let ev = evidence(Bound::AckOverUpper, receiver.td_end.wrapping_add(1), None, sender, receiver);
+        return fail(InWindow::Invalid, ev);
+    }
+
+    // II: some of the segment is still inside the receiver's window (if it is known).
+    let in_recv_win = receiver.td_maxwin == 0
+        || after(end, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1));
+    if !in_recv_win {
+        let bound = sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1);
+        let ev = evidence(Bound::SeqUnderLower, bound, None, sender, receiver);
+        return fail(InWindow::Ignore, ev);
+    }
+
+    // IV: not an ACK from long ago.
+    let lower = receiver.td_end.wrapping_sub(max_ack_window(sender)).wrapping_sub(1);
+    if !after(sack, lower) {
+        let ev = evidence(Bound::AckUnderLower, lower, None, sender, receiver);
+        return fail(InWindow::Ignore, ev);
+    }
+
+    // All bounds hold: learn from the segment.
+    if !flags.syn() {
+        win <<= sender.td_scale;
+    }
+    let swin = win.wrapping_add(sack.wrapping_sub(ack));
+    if sender.td_maxwin < swin {
+        sender.td_maxwin = swin;
+    }
+    if after(end, sender.td_end) {
+        sender.td_end = end;
+        sender.flags |= flag::DATA_UNACKNOWLEDGED;
+    }
+    if flags.ack() {
+        if !sender.has(flag::MAXACK_SET) {
+            sender.td_maxack = ack;
+            sender.flags |= flag::MAXACK_SET;
+        } else if after(ack, sender.td_maxack) {
+            sender.td_maxack = ack;
+        }
+    }
+
+    if receiver.td_maxwin != 0 && after(end, sender.td_maxend) {
+        receiver.td_maxwin = receiver.td_maxwin.wrapping_add(end.wrapping_sub(sender.td_maxend));
+    }
+    if after(sack.wrapping_add(win), receiver.td_maxend.wrapping_sub(1)) {
+        receiver.td_maxend = sack.wrapping_add(win);
+        if win == 0 {
+            receiver.td_maxend = receiver.td_maxend.wrapping_add(1);
+        }
+    }
+    if ack == receiver.td_end {
+        receiver.flags &= !flag::DATA_UNACKNOWLEDGED;
+    }
+
+    // Count identical retransmissions of ACK-class segments.
+    if index == Index::Ack {
+        if ct.last_dir == dir && ct.last_seq == seq && ct.last_ack == ack && ct.last_end == end && ct.last_win == win_raw
+        {
+            ct.retrans = ct.retrans.wrapping_add(1);
+        } else {
+            ct.last_dir = dir;
+            ct.last_seq = seq;
+            ct.last_ack = ack;
+            ct.last_end = end;
+            ct.last_win = win_raw;
+            ct.retrans = 0;
+        }
+    }
+    InWindow::Accept
+}
