@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod cli;
 pub mod conntrack;
 pub mod decode;
 pub mod engine;

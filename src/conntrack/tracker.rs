@@ -57,7 +57,8 @@ pub fn header_error(cfg: &Config, seg: &Segment, hook: Hook) -> Option<Reason> {
         let ev = Evidence::Length { doff: seg.doff, l4_len: seg.l4_len };
         return Some(cfg.reason(ReasonId::TruncatedPacket, Some("truncated packet".into()), ev));
     }
-    if cfg.sysctls.checksum && hook == Hook::PreRouting && seg.checksum == ChecksumStatus::Bad {
+    let bad = matches!(seg.checksum, ChecksumStatus::Bad | ChecksumStatus::Partial);
+    if cfg.sysctls.checksum && hook == Hook::PreRouting && bad {
         return Some(cfg.reason(ReasonId::BadChecksum, Some("bad checksum".into()), Evidence::None));
     }
     let masked = seg.flags.0 & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR);

@@ -74,6 +74,9 @@ impl std::fmt::Display for TcpFlags {
 pub enum ChecksumStatus {
     Good,
     Bad,
+    /// Wrong, but holding exactly the pseudo-header sum a sender using transmit checksum offload
+    /// leaves for the NIC to finish: the frame was captured on its sending host.
+    Partial,
     /// Not all of the segment was captured, so the checksum cannot be computed.
     Unverifiable,
 }

@@ -1,1 +1,7 @@
-//! Printing verdicts: table, JSON, JSON Lines, markdown.
+//! Printing verdicts for people and programs: a terminal table, JSON Lines, …
+//!
+//! Every format is a [`crate::engine::Sink`]; none of them decides anything about a packet.
+
+pub mod jsonl;
+pub mod record;
+pub mod table;

@@ -1,0 +1,111 @@
+//! The JSON shape of one reported frame, shared by the JSON and JSON Lines formats.
+//! Documented in `docs/output.md`; field names are a contract.
+
+use crate::conntrack::state::{Dir, TcpState};
+use crate::conntrack::Hook;
+use crate::engine::Observation;
+use crate::verdict::{Action, CtState, EntryInfo, Evidence, ReasonId};
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct PacketRecord<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Index of the input file; only present when several captures were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<u32>,
+    pub frame: u64,
+    /// Seconds since the epoch (the exact value is in `ts_ns`).
+    pub ts: f64,
+    pub ts_ns: i64,
+    pub flow: Option<String>,
+    pub dir: Option<Dir>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpFields>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<&'static str>,
+    pub ct_state: CtState,
+    pub verdict: Action,
+    pub state_before: Option<TcpState>,
+    pub state_after: Option<TcpState>,
+    pub reason: Option<ReasonRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryRecord>,
+    /// Why conntrack never saw the frame (for `skipped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct TcpFields {
+    pub flags: String,
+    pub seq: u32,
+    pub ack: u32,
+    pub len: u32,
+    pub win: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wscale: Option<u8>,
+}
+
+#[derive(Serialize)]
+pub struct ReasonRecord<'a> {
+    pub id: ReasonId,
+    /// Every line the kernel logs for this packet, joined by "; " (null when it logs nothing).
+    pub kernel_log: Option<String>,
+    pub evidence: &'a Evidence,
+}
+
+#[derive(Serialize)]
+pub struct EntryRecord {
+    #[serde(flatten)]
+    pub info: EntryInfo,
+    pub created_ts: f64,
+    /// Seconds between the entry's creation and this packet.
+    pub age: f64,
+    /// Seconds the entry had left when this packet arrived.
+    pub expires_in: f64,
+}
+
+impl<'a> PacketRecord<'a> {
+    pub fn new(obs: &'a Observation<'a>, several_files: bool) -> PacketRecord<'a> {
+        let v = &obs.verdict;
+        let seg = obs.segment;
+        PacketRecord {
+            kind: "packet",
+            file: several_files.then_some(obs.frame.file),
+            frame: obs.frame.number,
+            ts: obs.ts.as_secs_f64(),
+            ts_ns: obs.ts.0,
+            flow: seg.map(|s| s.tuple.to_string()),
+            dir: v.dir,
+            tcp: seg.map(|s| TcpFields {
+                flags: s.flags.to_string(),
+                seq: s.seq,
+                ack: s.ack,
+                len: s.payload_len(),
+                win: s.window,
+                wscale: s.options.wscale,
+            }),
+            hook: obs.hook.map(|h| match h {
+                Hook::PreRouting => "prerouting",
+                Hook::LocalOut => "output",
+            }),
+            ct_state: v.ct_state,
+            verdict: v.action,
+            state_before: v.state_before,
+            state_after: v.state_after,
+            reason: v.reason.as_ref().map(|r| ReasonRecord {
+                id: r.id,
+                kernel_log: v.kernel_log(),
+                evidence: &r.evidence,
+            }),
+            entry: v.entry.map(|info| EntryRecord {
+                info,
+                created_ts: info.created_ts.as_secs_f64(),
+                age: (obs.ts.0 - info.created_ts.0) as f64 / 1e9,
+                expires_in: (info.expires.0 - obs.ts.0) as f64 / 1e9,
+            }),
+            skip: obs.skip.as_ref().map(|s| s.to_string()),
+        }
+    }
+}
