@@ -3,5 +3,6 @@
 //! Every format is a [`crate::engine::Sink`]; none of them decides anything about a packet.
 
 pub mod jsonl;
+pub mod reasons;
 pub mod record;
 pub mod table;

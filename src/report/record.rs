@@ -2,6 +2,7 @@
 //! Documented in `docs/output.md`; field names are a contract.
 
 use crate::conntrack::state::{Dir, TcpState};
+use super::reasons;
 use crate::conntrack::Hook;
 use crate::engine::Observation;
 use crate::verdict::{Action, CtState, EntryInfo, Evidence, ReasonId};
@@ -50,6 +51,8 @@ pub struct TcpFields {
 #[derive(Serialize)]
 pub struct ReasonRecord<'a> {
     pub id: ReasonId,
+    pub category: &'static str,
+    pub explanation: &'static str,
     /// Every line the kernel logs for this packet, joined by "; " (null when it logs nothing).
     pub kernel_log: Option<String>,
     pub evidence: &'a Evidence,
@@ -96,6 +99,8 @@ impl<'a> PacketRecord<'a> {
             state_after: v.state_after,
             reason: v.reason.as_ref().map(|r| ReasonRecord {
                 id: r.id,
+                category: reasons::info(r.id).category.as_str(),
+                explanation: reasons::info(r.id).explanation,
                 kernel_log: v.kernel_log(),
                 evidence: &r.evidence,
             }),
