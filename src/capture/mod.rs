@@ -15,6 +15,10 @@ mod input;
 mod legacy;
 mod pcapng;
 mod source;
+#[cfg(test)]
+mod test_builder;
+#[cfg(test)]
+mod tests;
 
 use input::Input;
 
