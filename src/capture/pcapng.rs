@@ -202,8 +202,9 @@ impl Pcapng {
         })
     }
 
-    /// An SPB has no interface id, no timestamp and no caplen: it belongs to interface 0, and
-    /// caplen is the original length cut to that interface's snaplen.
+    /// An SPB has no interface id, no timestamp and no caplen: it belongs to interface 0, its
+    /// caplen is the original length cut to that interface's snaplen, and its time is 0, as in
+    /// Wireshark (the merge still keeps it in file order).
     fn simple_packet(&self, spb: &SimplePacketBlock<'_>) -> Result<Record, CaptureErrorKind> {
         let iface = self.interface(0)?;
         let mut caplen = spb.origlen as usize;
