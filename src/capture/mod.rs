@@ -6,7 +6,21 @@
 //!
 //! This module knows nothing of IP, TCP or conntrack.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
+use std::io::Read;
+
+mod input;
+mod legacy;
+mod pcapng;
+mod source;
+#[cfg(test)]
+mod test_builder;
+#[cfg(test)]
+mod tests;
+
+use input::Input;
 
 /// A link-layer header type (`LINKTYPE_*` value of pcap / pcapng).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +100,9 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// Direction from pcapng `epb_flags`, when present.
     pub direction: Option<LinkDirection>,
+    /// Byte offset of the frame's record (pcapng: block) in the (decompressed) input, so a
+    /// message about a frame can point into the file.
+    pub offset: u64,
 }
 
 /// What kind of file an input turned out to be.
@@ -159,24 +176,82 @@ pub enum CaptureErrorKind {
 }
 
 /// All inputs of one run, read as one capture in time order.
+///
+/// The merge is a k-way merge on each input's head frame, keyed by (timestamp, input index): ties
+/// go to the earlier input, and since an input has one head at a time, frames of one file keep
+/// their file order even when timestamps go backwards. The head stays in its input's buffer until
+/// the next call, so no frame is ever copied.
 pub struct CaptureSet {
-    // filled in by the capture implementation
     files: Vec<CaptureFile>,
+    /// One reader per input; `None` once the input has ended or failed.
+    inputs: Vec<Option<Input>>,
+    /// Inputs whose head must be (re)read before the next choice: at first all of them, later
+    /// the one whose frame was handed out last. Popped from the back, lowest index first.
+    stale: Vec<usize>,
+    /// The head of every live input, smallest first.
+    heads: BinaryHeap<Reverse<(Timestamp, usize)>>,
 }
 
 impl CaptureSet {
     /// Opens every input (`-` is stdin) and sniffs its format (pcap / pcapng, gzip or not) by
     /// content. Fails if any input cannot be opened or is not a capture.
     pub fn open<S: AsRef<str>>(inputs: &[S]) -> Result<CaptureSet, CaptureError> {
-        let _ = inputs;
-        todo!("capture")
+        let mut readers = Vec::with_capacity(inputs.len());
+        for path in inputs {
+            let path = path.as_ref();
+            let reader = source::open_path(path).map_err(|e| CaptureError {
+                file: path.to_string(),
+                frame: None,
+                offset: None,
+                kind: CaptureErrorKind::Open(e),
+            })?;
+            readers.push((path.to_string(), reader));
+        }
+        Self::from_readers(readers)
+    }
+
+    /// Like [`CaptureSet::open`], for inputs that are already open (each with the name to use in
+    /// messages): in-memory captures in tests, sockets, decompressors of other kinds.
+    pub fn from_readers<I>(inputs: I) -> Result<CaptureSet, CaptureError>
+    where
+        I: IntoIterator<Item = (String, Box<dyn Read + Send>)>,
+    {
+        let mut files = Vec::new();
+        let mut readers = Vec::new();
+        for (name, reader) in inputs {
+            let (input, file) = Input::open(name, reader)?;
+            readers.push(Some(input));
+            files.push(file);
+        }
+        let stale = (0..readers.len()).rev().collect();
+        Ok(CaptureSet {
+            files,
+            inputs: readers,
+            stale,
+            heads: BinaryHeap::new(),
+        })
     }
 
     /// The next frame in time order over all inputs; frames of one file keep their file order.
     /// After an error in one input, that input is closed and the others go on; `None` once every
     /// input is exhausted.
     pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureError>> {
-        todo!("capture")
+        while let Some(i) = self.stale.pop() {
+            let Some(input) = self.inputs[i].as_mut() else {
+                continue;
+            };
+            match input.advance(&mut self.files[i]) {
+                Ok(Some(ts)) => self.heads.push(Reverse((ts, i))),
+                Ok(None) => self.inputs[i] = None,
+                Err(e) => {
+                    self.inputs[i] = None;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let Reverse((_, i)) = self.heads.pop()?;
+        self.stale.push(i);
+        self.inputs[i].as_ref()?.frame(i).map(Ok)
     }
 
     pub fn files(&self) -> &[CaptureFile] {

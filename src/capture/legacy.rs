@@ -1,0 +1,99 @@
+//! Legacy pcap: a 24-byte file header, then records of a 16-byte header (24 bytes in the
+//! "modified" format of Kuznetsov's patched libpcap) followed by the captured bytes.
+
+use pcap_parser::nom::IResult;
+use pcap_parser::{
+    LegacyPcapBlock, PcapError, PcapHeader, parse_pcap_frame, parse_pcap_frame_be,
+    parse_pcap_frame_modified,
+};
+
+use super::input::{Record, describe_parse_error};
+use super::source::{ByteOrder, Source};
+use super::{CaptureErrorKind, LinkType, Timestamp};
+
+/// The largest caplen we accept. It is Wireshark's limit for ordinary link types (and tcpdump's
+/// default snaplen), so our frame counts agree with tshark's. A larger value means the record
+/// header is garbage, and believing it would swallow the rest of the file as one frame.
+pub const MAX_CAPLEN: u32 = 262_144;
+
+/// Where caplen sits in a record header (after ts_sec and ts_usec), in every variant.
+const CAPLEN_AT: usize = 8;
+
+type ParseFn = fn(&[u8]) -> IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+/// What the file header says about every record.
+pub struct Legacy {
+    order: ByteOrder,
+    /// With the nanosecond magic, the field pcap-parser calls `ts_usec` holds nanoseconds.
+    nanosecond: bool,
+    record_header_len: usize,
+    linktype: LinkType,
+    parse: ParseFn,
+}
+
+impl Legacy {
+    pub const HEADER_LEN: usize = 24;
+
+    pub fn new(header: &PcapHeader) -> Legacy {
+        // pcap-parser knows the modified format only in little-endian, like libpcap in practice.
+        let (order, record_header_len, parse): (_, _, ParseFn) = if header.is_modified_format() {
+            (ByteOrder::Little, 24, parse_pcap_frame_modified)
+        } else if header.is_bigendian() {
+            (ByteOrder::Big, 16, parse_pcap_frame_be)
+        } else {
+            (ByteOrder::Little, 16, parse_pcap_frame)
+        };
+        Legacy {
+            order,
+            nanosecond: header.is_nanosecond_precision(),
+            record_header_len,
+            // The upper bits of the field carry FCS information, as libpcap's LT_LINKTYPE() knows.
+            linktype: LinkType(header.network.0 as u32 & 0xffff),
+            parse,
+        }
+    }
+
+    pub fn nanosecond(&self) -> bool {
+        self.nanosecond
+    }
+
+    pub fn big_endian(&self) -> bool {
+        self.order == ByteOrder::Big
+    }
+
+    /// Frames the record at the front of `src` without consuming it; `None` at a clean end.
+    pub fn next_record(&self, src: &mut Source) -> Result<Option<Record>, CaptureErrorKind> {
+        let header_len = self.record_header_len;
+        if !src.fill_record(header_len)? {
+            return Ok(None);
+        }
+        // Check caplen before asking for that many bytes: a garbage length must not make us
+        // allocate or read to the end of the file.
+        let caplen = self.order.u32(src.data(), CAPLEN_AT);
+        if caplen > MAX_CAPLEN {
+            return Err(CaptureErrorKind::AbsurdRecordLength(caplen.into()));
+        }
+        let len = header_len + caplen as usize;
+        src.require(len)?;
+        let (_, block) = (self.parse)(&src.data()[..len])
+            .map_err(|e| CaptureErrorKind::Other(describe_parse_error("pcap record", &e)))?;
+        Ok(Some(Record {
+            ts: self.timestamp(block.ts_sec, block.ts_usec),
+            linktype: self.linktype,
+            orig_len: block.origlen,
+            direction: None,
+            data: header_len..len,
+            len,
+        }))
+    }
+
+    /// Seconds are unsigned in the file format, so no date before 1970 and none overflows i64.
+    fn timestamp(&self, secs: u32, frac: u32) -> Timestamp {
+        let frac_ns = if self.nanosecond {
+            i64::from(frac)
+        } else {
+            i64::from(frac) * 1000
+        };
+        Timestamp(i64::from(secs) * 1_000_000_000 + frac_ns)
+    }
+}
