@@ -108,7 +108,7 @@ pub struct TcpOptions {
 }
 
 /// A TCP segment as conntrack sees it, after defragmentation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
     pub tuple: Tuple,
     pub seq: u32,
@@ -174,7 +174,7 @@ impl std::fmt::Display for Skip {
 }
 
 /// The result of decoding one frame.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decoded {
     /// A TCP segment whose 20-byte base header is readable.
     Tcp(Segment),
