@@ -16,7 +16,10 @@ pub(super) fn sum(bytes: &[u8]) -> u64 {
         .sum();
     // `rest` starts at an even offset, so its pairs are whole 16-bit words of the input.
     for pair in rest.chunks(2) {
-        acc += u64::from(u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]));
+        acc += u64::from(u16::from_be_bytes([
+            pair[0],
+            pair.get(1).copied().unwrap_or(0),
+        ]));
     }
     acc
 }
@@ -42,12 +45,17 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3: 0001 f203 f4f5 f6f7 sums to ddf2 (folded).
-        assert_eq!(fold(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7])), 0xddf2);
+        assert_eq!(
+            fold(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7])),
+            0xddf2
+        );
     }
 
     #[test]
     fn odd_lengths_and_chunk_boundaries_match_a_naive_sum() {
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for len in 0..data.len() {
             let naive: u64 = data[..len]
                 .chunks(2)

@@ -76,7 +76,13 @@ impl Queue {
     fn add(&mut self, dg: &Datagram<'_>, frag: Fragment) -> Step {
         let v4 = !dg.addrs.is_v6();
         // IPv4 kills the queue on inconsistent lengths; IPv6 drops just the fragment.
-        let inconsistent = |why| if v4 { Step::Kill(why) } else { Step::DropFragment(why) };
+        let inconsistent = |why| {
+            if v4 {
+                Step::Kill(why)
+            } else {
+                Step::DropFragment(why)
+            }
+        };
         let offset = frag.offset;
         let mut end = offset + dg.len;
         // The kernel refuses oversized datagrams at reassembly (ip_frag_reasm "out_oversize",
@@ -106,7 +112,11 @@ impl Queue {
             }
         }
         if end == offset {
-            return if v4 { Step::Kill("empty IP fragment") } else { Step::DropFragment("empty IP fragment") };
+            return if v4 {
+                Step::Kill("empty IP fragment")
+            } else {
+                Step::DropFragment("empty IP fragment")
+            };
         }
         match self.place(offset, end) {
             Placed::New => {}
@@ -153,7 +163,11 @@ impl Queue {
         if let Some(&(start, run_end)) = i.checked_sub(1).and_then(|j| self.runs.get(j))
             && run_end > offset
         {
-            return if offset >= start && end <= run_end { Placed::Duplicate } else { Placed::Overlap };
+            return if offset >= start && end <= run_end {
+                Placed::Duplicate
+            } else {
+                Placed::Overlap
+            };
         }
         self.runs.insert(i, (offset, end));
         Placed::New
@@ -221,7 +235,11 @@ impl Defrag {
     /// Queues one fragment received at `now`.
     pub fn push(&mut self, now: Timestamp, dg: &Datagram<'_>, frag: Fragment) -> Outcome<'_> {
         let v6 = dg.addrs.is_v6();
-        let key = Key { addrs: dg.addrs, id: frag.id, protocol: if v6 { 0 } else { dg.protocol } };
+        let key = Key {
+            addrs: dg.addrs,
+            id: frag.id,
+            protocol: if v6 { 0 } else { dg.protocol },
+        };
         self.expire(now.0);
         // Capture time may step back across merged files; the kernel's timer would have fired.
         if self.queues.get(&key).is_some_and(|q| q.expires <= now.0) {
@@ -294,7 +312,8 @@ impl Defrag {
         self.order.push_back((self.serial, key));
         if self.order.len() > 2 * MAX_DATAGRAMS {
             let queues = &self.queues;
-            self.order.retain(|(serial, key)| queues.get(key).is_some_and(|q| q.serial == *serial));
+            self.order
+                .retain(|(serial, key)| queues.get(key).is_some_and(|q| q.serial == *serial));
         }
     }
 
@@ -312,8 +331,12 @@ impl Defrag {
 
     /// Evicts the oldest datagrams until a new one (if `creating`) and `incoming` more bytes fit.
     fn make_room(&mut self, creating: bool, incoming: usize) {
-        while (creating && self.queues.len() >= MAX_DATAGRAMS) || self.buffered + incoming > MAX_BUFFERED {
-            let Some((serial, key)) = self.order.pop_front() else { break };
+        while (creating && self.queues.len() >= MAX_DATAGRAMS)
+            || self.buffered + incoming > MAX_BUFFERED
+        {
+            let Some((serial, key)) = self.order.pop_front() else {
+                break;
+            };
             if self.queues.get(&key).is_some_and(|q| q.serial == serial) {
                 self.remove(&key);
             }

@@ -82,7 +82,9 @@ pub(super) fn parse(net: Net, data: &[u8], wire_len: usize) -> Result<Datagram<'
         (Net::Ipv6 | Net::Either, 6) => ipv6(data, wire_len),
         (Net::Either, _) => Err(Skip::Malformed("raw IP frame is neither IPv4 nor IPv6")),
         // ip_rcv_core / ip6_rcv_core: "iph->version != 4" / "hdr->version != 6" → drop
-        _ => Err(Skip::DroppedBeforeConntrack("IP version does not match the link layer")),
+        _ => Err(Skip::DroppedBeforeConntrack(
+            "IP version does not match the link layer",
+        )),
     }
 }
 
@@ -104,7 +106,9 @@ fn ipv4(data: &[u8], wire_len: usize) -> Result<Datagram<'_>, Skip> {
     };
     let ihl = usize::from(base[0] & 0x0f) * 4;
     if ihl < 20 {
-        return Err(Skip::DroppedBeforeConntrack("IPv4 header length below 20 bytes"));
+        return Err(Skip::DroppedBeforeConntrack(
+            "IPv4 header length below 20 bytes",
+        ));
     }
     let Some(header) = data.get(..ihl) else {
         return Err(too_short(wire_len, ihl, "IPv4 options"));
@@ -114,7 +118,9 @@ fn ipv4(data: &[u8], wire_len: usize) -> Result<Datagram<'_>, Skip> {
     }
     let total = usize::from(u16::from_be_bytes([base[2], base[3]]));
     if total > wire_len {
-        return Err(Skip::DroppedBeforeConntrack("IPv4 total length beyond the end of the frame"));
+        return Err(Skip::DroppedBeforeConntrack(
+            "IPv4 total length beyond the end of the frame",
+        ));
     }
     if total < ihl {
         return Err(Skip::DroppedBeforeConntrack(
@@ -152,7 +158,9 @@ fn ipv6(data: &[u8], wire_len: usize) -> Result<Datagram<'_>, Skip> {
         return Err(Skip::Malformed("IPv6 jumbogram"));
     }
     if 40 + payload_len > wire_len {
-        return Err(Skip::DroppedBeforeConntrack("IPv6 payload length beyond the end of the frame"));
+        return Err(Skip::DroppedBeforeConntrack(
+            "IPv6 payload length beyond the end of the frame",
+        ));
     }
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
@@ -167,15 +175,28 @@ fn ipv6(data: &[u8], wire_len: usize) -> Result<Datagram<'_>, Skip> {
         len: payload_len.saturating_sub(offset) as u32,
         fragment,
     };
-    Ok(match walk_extensions(next, payload, payload_len, Stage::BeforeDefrag)? {
-        ExtEnd::Upper { protocol, offset } => located(protocol, offset, None),
-        ExtEnd::Fragment { next, offset, id, frag_offset, more } => {
-            // RFC 8200 §4.5: what precedes the fragment header is the unfragmentable part.
-            let unfragmentable = offset as u32 - 8;
-            let fragment = Fragment { id, offset: frag_offset, more, max_len: MAX_DATAGRAM - unfragmentable };
-            located(next, offset, Some(fragment))
-        }
-    })
+    Ok(
+        match walk_extensions(next, payload, payload_len, Stage::BeforeDefrag)? {
+            ExtEnd::Upper { protocol, offset } => located(protocol, offset, None),
+            ExtEnd::Fragment {
+                next,
+                offset,
+                id,
+                frag_offset,
+                more,
+            } => {
+                // RFC 8200 §4.5: what precedes the fragment header is the unfragmentable part.
+                let unfragmentable = offset as u32 - 8;
+                let fragment = Fragment {
+                    id,
+                    offset: frag_offset,
+                    more,
+                    max_len: MAX_DATAGRAM - unfragmentable,
+                };
+                located(next, offset, Some(fragment))
+            }
+        },
+    )
 }
 
 /// Whether a walk runs on an arriving packet (a fragment header sends it to defragmentation) or
@@ -192,7 +213,13 @@ pub(super) enum ExtEnd {
     /// length, when the last extension header claims more than there is).
     Upper { protocol: u8, offset: usize },
     /// A real fragment (offset or more-fragments set); `offset` is where its data starts.
-    Fragment { next: u8, offset: usize, id: u32, frag_offset: u32, more: bool },
+    Fragment {
+        next: u8,
+        offset: usize,
+        id: u32,
+        frag_offset: u32,
+        more: bool,
+    },
 }
 
 /// Walks the extension headers `ipv6_skip_exthdr` knows (hop-by-hop, routing, fragment, AH,
@@ -200,18 +227,30 @@ pub(super) enum ExtEnd {
 ///
 /// Every header is at least 8 bytes long and the walk stops once a header would start past
 /// `len`, so a chain that never ends costs at most `len / 8` steps.
-pub(super) fn walk_extensions(mut next: u8, bytes: &[u8], len: usize, stage: Stage) -> Result<ExtEnd, Skip> {
+pub(super) fn walk_extensions(
+    mut next: u8,
+    bytes: &[u8],
+    len: usize,
+    stage: Stage,
+) -> Result<ExtEnd, Skip> {
     let mut pos = 0usize;
     loop {
         let fixed = match next {
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH => 2,
             NEXTHDR_FRAGMENT => 8,
-            protocol => return Ok(ExtEnd::Upper { protocol, offset: pos }),
+            protocol => {
+                return Ok(ExtEnd::Upper {
+                    protocol,
+                    offset: pos,
+                });
+            }
         };
         // Kernel: skb_header_pointer fails, ipv6_skip_exthdr returns -1, and conntrack cannot
         // even tell the protocol (nf_conntrack_in counts the packet invalid).
         if pos + fixed > len {
-            return Err(Skip::Malformed("IPv6 extension headers run past the payload length"));
+            return Err(Skip::Malformed(
+                "IPv6 extension headers run past the payload length",
+            ));
         }
         let Some(header) = bytes.get(pos..pos + fixed) else {
             return Err(Skip::Truncated("IPv6 extension header"));
@@ -233,7 +272,10 @@ pub(super) fn walk_extensions(mut next: u8, bytes: &[u8], len: usize, stage: Sta
                     // ipv6_skip_exthdr stops at a non-first fragment and reports the fragment
                     // header itself as the protocol.
                     Stage::AfterDefrag if frag_offset != 0 => {
-                        return Ok(ExtEnd::Upper { protocol: NEXTHDR_FRAGMENT, offset: pos });
+                        return Ok(ExtEnd::Upper {
+                            protocol: NEXTHDR_FRAGMENT,
+                            offset: pos,
+                        });
                     }
                     // An atomic fragment (RFC 6946) or a first fragment: look through it.
                     _ => 8,
@@ -249,6 +291,8 @@ pub(super) fn walk_extensions(mut next: u8, bytes: &[u8], len: usize, stage: Sta
 
 /// Whether an IPv6 next-header value still belongs to the extension-header chain.
 pub(super) fn is_extension(next: u8) -> bool {
-    matches!(next, NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_FRAGMENT | NEXTHDR_AUTH | NEXTHDR_DEST)
+    matches!(
+        next,
+        NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_FRAGMENT | NEXTHDR_AUTH | NEXTHDR_DEST
+    )
 }
-

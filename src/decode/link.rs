@@ -31,7 +31,13 @@ const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
 
 pub(super) fn parse(linktype: LinkType, data: &[u8]) -> Result<Link, Skip> {
-    let raw = |net| Ok(Link { net, offset: 0, direction: None });
+    let raw = |net| {
+        Ok(Link {
+            net,
+            offset: 0,
+            direction: None,
+        })
+    };
     match linktype {
         LinkType::ETHERNET => {
             let ethertype = be16(data, 12).ok_or(Skip::Truncated("Ethernet header"))?;
@@ -90,9 +96,17 @@ fn address_family(af: u32) -> Result<Link, Skip> {
         2 => Net::Ipv4,
         // AF_INET6 differs per OS: Linux 10, OpenBSD/NetBSD 24, FreeBSD 28, macOS 30.
         10 | 24 | 28 | 30 => Net::Ipv6,
-        _ => return Err(Skip::NotIp { ethertype: af as u16 }),
+        _ => {
+            return Err(Skip::NotIp {
+                ethertype: af as u16,
+            });
+        }
     };
-    Ok(Link { net, offset: 4, direction: None })
+    Ok(Link {
+        net,
+        offset: 4,
+        direction: None,
+    })
 }
 
 /// Follows an ethertype through any stack of VLAN tags and a PPPoE session header.
@@ -124,7 +138,11 @@ fn ether_payload(
             }
             _ => return Err(Skip::NotIp { ethertype }),
         };
-        return Ok(Link { net, offset, direction });
+        return Ok(Link {
+            net,
+            offset,
+            direction,
+        });
     }
 }
 
@@ -137,7 +155,11 @@ mod tests {
     }
 
     fn ok(net: Net, offset: usize, direction: Option<LinkDirection>) -> Result<Link, Skip> {
-        Ok(Link { net, offset, direction })
+        Ok(Link {
+            net,
+            offset,
+            direction,
+        })
     }
 
     fn ethernet(ethertype_and_rest: &[u8]) -> Vec<u8> {
@@ -148,15 +170,29 @@ mod tests {
 
     #[test]
     fn ethernet_plain_and_not_ip() {
-        assert_eq!(link(LinkType::ETHERNET, &ethernet(&[0x08, 0x00, 0x45])), ok(Net::Ipv4, 14, None));
-        assert_eq!(link(LinkType::ETHERNET, &ethernet(&[0x86, 0xdd])), ok(Net::Ipv6, 14, None));
-        assert_eq!(link(LinkType::ETHERNET, &ethernet(&[0x08, 0x06])), Err(Skip::NotIp { ethertype: 0x0806 }));
-        assert_eq!(link(LinkType::ETHERNET, &[0; 13]), Err(Skip::Truncated("Ethernet header")));
+        assert_eq!(
+            link(LinkType::ETHERNET, &ethernet(&[0x08, 0x00, 0x45])),
+            ok(Net::Ipv4, 14, None)
+        );
+        assert_eq!(
+            link(LinkType::ETHERNET, &ethernet(&[0x86, 0xdd])),
+            ok(Net::Ipv6, 14, None)
+        );
+        assert_eq!(
+            link(LinkType::ETHERNET, &ethernet(&[0x08, 0x06])),
+            Err(Skip::NotIp { ethertype: 0x0806 })
+        );
+        assert_eq!(
+            link(LinkType::ETHERNET, &[0; 13]),
+            Err(Skip::Truncated("Ethernet header"))
+        );
     }
 
     #[test]
     fn vlan_tags_of_every_kind_and_depth() {
-        let f = ethernet(&[0x88, 0xa8, 0, 1, 0x91, 0x00, 0, 2, 0x81, 0x00, 0, 3, 0x86, 0xdd]);
+        let f = ethernet(&[
+            0x88, 0xa8, 0, 1, 0x91, 0x00, 0, 2, 0x81, 0x00, 0, 3, 0x86, 0xdd,
+        ]);
         assert_eq!(link(LinkType::ETHERNET, &f), ok(Net::Ipv6, 26, None));
 
         let mut deep = ethernet(&[]);
@@ -164,23 +200,45 @@ mod tests {
             deep.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
         }
         deep.extend_from_slice(&[0x08, 0x00]);
-        assert_eq!(link(LinkType::ETHERNET, &deep), ok(Net::Ipv4, 14 + 400, None));
+        assert_eq!(
+            link(LinkType::ETHERNET, &deep),
+            ok(Net::Ipv4, 14 + 400, None)
+        );
 
         // A stack that only ends with the capture.
         deep.truncate(14 + 4 * 60 + 1);
-        assert_eq!(link(LinkType::ETHERNET, &deep), Err(Skip::Truncated("VLAN tag")));
+        assert_eq!(
+            link(LinkType::ETHERNET, &deep),
+            Err(Skip::Truncated("VLAN tag"))
+        );
     }
 
     #[test]
     fn pppoe_session() {
-        let pppoe = |proto: [u8; 2]| ethernet(&[0x88, 0x64, 0x11, 0, 0x12, 0x34, 0, 40, proto[0], proto[1]]);
-        assert_eq!(link(LinkType::ETHERNET, &pppoe([0x00, 0x21])), ok(Net::Ipv4, 22, None));
-        assert_eq!(link(LinkType::ETHERNET, &pppoe([0x00, 0x57])), ok(Net::Ipv6, 22, None));
+        let pppoe = |proto: [u8; 2]| {
+            ethernet(&[0x88, 0x64, 0x11, 0, 0x12, 0x34, 0, 40, proto[0], proto[1]])
+        };
+        assert_eq!(
+            link(LinkType::ETHERNET, &pppoe([0x00, 0x21])),
+            ok(Net::Ipv4, 22, None)
+        );
+        assert_eq!(
+            link(LinkType::ETHERNET, &pppoe([0x00, 0x57])),
+            ok(Net::Ipv6, 22, None)
+        );
         // LCP
-        assert_eq!(link(LinkType::ETHERNET, &pppoe([0xc0, 0x21])), Err(Skip::NotIp { ethertype: 0x8864 }));
-        assert_eq!(link(LinkType::ETHERNET, &pppoe([0x00, 0x21])[..21]), Err(Skip::Truncated("PPPoE header")));
+        assert_eq!(
+            link(LinkType::ETHERNET, &pppoe([0xc0, 0x21])),
+            Err(Skip::NotIp { ethertype: 0x8864 })
+        );
+        assert_eq!(
+            link(LinkType::ETHERNET, &pppoe([0x00, 0x21])[..21]),
+            Err(Skip::Truncated("PPPoE header"))
+        );
         // VLAN-tagged PPPoE, as on many DSL uplinks.
-        let tagged = ethernet(&[0x81, 0x00, 0, 7, 0x88, 0x64, 0x11, 0, 0, 1, 0, 40, 0x00, 0x21]);
+        let tagged = ethernet(&[
+            0x81, 0x00, 0, 7, 0x88, 0x64, 0x11, 0, 0, 1, 0, 40, 0x00, 0x21,
+        ]);
         assert_eq!(link(LinkType::ETHERNET, &tagged), ok(Net::Ipv4, 26, None));
     }
 
@@ -193,20 +251,44 @@ mod tests {
         };
         let out = Some(LinkDirection::Outbound);
         let inb = Some(LinkDirection::Inbound);
-        assert_eq!(link(LinkType::LINUX_SLL, &sll(0, [0x08, 0])), ok(Net::Ipv4, 16, inb));
-        assert_eq!(link(LinkType::LINUX_SLL, &sll(4, [0x86, 0xdd])), ok(Net::Ipv6, 16, out));
-        assert_eq!(link(LinkType::LINUX_SLL, &sll(3, [0x08, 0])), ok(Net::Ipv4, 16, None));
-        assert_eq!(link(LinkType::LINUX_SLL, &sll(0, [0x08, 0])[..15]), Err(Skip::Truncated("Linux cooked (SLL) header")));
+        assert_eq!(
+            link(LinkType::LINUX_SLL, &sll(0, [0x08, 0])),
+            ok(Net::Ipv4, 16, inb)
+        );
+        assert_eq!(
+            link(LinkType::LINUX_SLL, &sll(4, [0x86, 0xdd])),
+            ok(Net::Ipv6, 16, out)
+        );
+        assert_eq!(
+            link(LinkType::LINUX_SLL, &sll(3, [0x08, 0])),
+            ok(Net::Ipv4, 16, None)
+        );
+        assert_eq!(
+            link(LinkType::LINUX_SLL, &sll(0, [0x08, 0])[..15]),
+            Err(Skip::Truncated("Linux cooked (SLL) header"))
+        );
 
         let sll2 = |pkttype: u8, proto: [u8; 2]| {
             let mut h = vec![proto[0], proto[1], 0, 0, 0, 0, 0, 2, 0, 1, pkttype, 6];
             h.extend_from_slice(&[1, 2, 3, 4, 5, 6, 0, 0]);
             h
         };
-        assert_eq!(link(LinkType::LINUX_SLL2, &sll2(4, [0x08, 0])), ok(Net::Ipv4, 20, out));
-        assert_eq!(link(LinkType::LINUX_SLL2, &sll2(0, [0x86, 0xdd])), ok(Net::Ipv6, 20, inb));
-        assert_eq!(link(LinkType::LINUX_SLL2, &sll2(0, [0x08, 0x06])), Err(Skip::NotIp { ethertype: 0x0806 }));
-        assert_eq!(link(LinkType::LINUX_SLL2, &sll2(0, [0x08, 0])[..19]), Err(Skip::Truncated("Linux cooked (SLL2) header")));
+        assert_eq!(
+            link(LinkType::LINUX_SLL2, &sll2(4, [0x08, 0])),
+            ok(Net::Ipv4, 20, out)
+        );
+        assert_eq!(
+            link(LinkType::LINUX_SLL2, &sll2(0, [0x86, 0xdd])),
+            ok(Net::Ipv6, 20, inb)
+        );
+        assert_eq!(
+            link(LinkType::LINUX_SLL2, &sll2(0, [0x08, 0x06])),
+            Err(Skip::NotIp { ethertype: 0x0806 })
+        );
+        assert_eq!(
+            link(LinkType::LINUX_SLL2, &sll2(0, [0x08, 0])[..19]),
+            Err(Skip::Truncated("Linux cooked (SLL2) header"))
+        );
         // A tag the kernel left in the payload.
         let mut tagged = sll2(0, [0x81, 0x00]);
         tagged.extend_from_slice(&[0, 5, 0x08, 0x00]);
@@ -220,7 +302,10 @@ mod tests {
         }
         assert_eq!(link(LinkType::IPV4, &[]), ok(Net::Ipv4, 0, None));
         assert_eq!(link(LinkType::IPV6, &[]), ok(Net::Ipv6, 0, None));
-        assert_eq!(link(LinkType(147), &[]), Err(Skip::UnsupportedLinkType(LinkType(147))));
+        assert_eq!(
+            link(LinkType(147), &[]),
+            Err(Skip::UnsupportedLinkType(LinkType(147)))
+        );
     }
 
     #[test]
@@ -233,7 +318,13 @@ mod tests {
             assert_eq!(link(LinkType::LOOP, &[0, 0, 0, af]), ok(Net::Ipv6, 4, None));
         }
         assert_eq!(link(LinkType::LOOP, &[0, 0, 0, 2]), ok(Net::Ipv4, 4, None));
-        assert_eq!(link(LinkType::NULL, &[7, 0, 0, 0]), Err(Skip::NotIp { ethertype: 7 }));
-        assert_eq!(link(LinkType::NULL, &[2, 0, 0]), Err(Skip::Truncated("BSD loopback header")));
+        assert_eq!(
+            link(LinkType::NULL, &[7, 0, 0, 0]),
+            Err(Skip::NotIp { ethertype: 7 })
+        );
+        assert_eq!(
+            link(LinkType::NULL, &[2, 0, 0]),
+            Err(Skip::Truncated("BSD loopback header"))
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! `tcp_options` / `tcp_sack`) and the checksum over the whole segment.
 
 use super::ip::Addrs;
-use super::{ChecksumStatus, Decoded, Segment, Skip, TcpFlags, TcpOptions, Tuple, be16, be32, checksum};
+use super::{
+    ChecksumStatus, Decoded, Segment, Skip, TcpFlags, TcpOptions, Tuple, be16, be32, checksum,
+};
 use crate::capture::LinkDirection;
 
 /// The layer-4 part of a (reassembled) datagram.
@@ -64,7 +66,12 @@ pub(super) fn unreadable(part: &Part<'_>, why: &'static str) -> Decoded {
 
 fn tuple(part: &Part<'_>) -> Option<Tuple> {
     let (src, dst) = part.addrs.ip_addrs();
-    Some(Tuple { src, dst, sport: be16(part.bytes, 0)?, dport: be16(part.bytes, 2)? })
+    Some(Tuple {
+        src,
+        dst,
+        sport: be16(part.bytes, 0)?,
+        dport: be16(part.bytes, 2)?,
+    })
 }
 
 const TCPOPT_EOL: u8 = 0;
@@ -85,21 +92,24 @@ fn options(segment: &[u8], doff: u8) -> TcpOptions {
         complete: HEADER + area_len <= segment.len(),
         ..TcpOptions::default()
     };
-    walk(segment.get(HEADER..end).unwrap_or(&[]), |kind, data| match (kind, data.len()) {
-        // Later duplicates overwrite earlier ones, as tcp_options() keeps walking.
-        (TCPOPT_WINDOW, 1) => found.wscale = Some(data[0]),
-        (TCPOPT_SACK_PERM, 0) => found.sack_perm = true,
-        (TCPOPT_MSS, 2) => found.mss = be16(data, 0),
-        (TCPOPT_TIMESTAMP, 8) => found.timestamp = be32(data, 0).zip(be32(data, 4)),
-        // tcp_sack() reads only the first well-formed SACK option, then returns.
-        (TCPOPT_SACK, n) if found.sack_blocks == 0 && n >= 8 && n.is_multiple_of(8) => {
-            for (i, block) in data.chunks_exact(8).take(4).enumerate() {
-                found.sack_right_edges[i] = be32(block, 4).unwrap_or(0);
-                found.sack_blocks += 1;
+    walk(
+        segment.get(HEADER..end).unwrap_or(&[]),
+        |kind, data| match (kind, data.len()) {
+            // Later duplicates overwrite earlier ones, as tcp_options() keeps walking.
+            (TCPOPT_WINDOW, 1) => found.wscale = Some(data[0]),
+            (TCPOPT_SACK_PERM, 0) => found.sack_perm = true,
+            (TCPOPT_MSS, 2) => found.mss = be16(data, 0),
+            (TCPOPT_TIMESTAMP, 8) => found.timestamp = be32(data, 0).zip(be32(data, 4)),
+            // tcp_sack() reads only the first well-formed SACK option, then returns.
+            (TCPOPT_SACK, n) if found.sack_blocks == 0 && n >= 8 && n.is_multiple_of(8) => {
+                for (i, block) in data.chunks_exact(8).take(4).enumerate() {
+                    found.sack_right_edges[i] = be32(block, 4).unwrap_or(0);
+                    found.sack_blocks += 1;
+                }
             }
-        }
-        _ => {}
-    });
+            _ => {}
+        },
+    );
     found
 }
 
@@ -146,7 +156,9 @@ mod tests {
 
     #[test]
     fn every_known_kind() {
-        let o = opts(&[2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7]);
+        let o = opts(&[
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7,
+        ]);
         assert_eq!(o.area_len, 20);
         assert!(o.complete);
         assert_eq!(o.mss, Some(1460));
@@ -159,9 +171,22 @@ mod tests {
     #[test]
     fn no_options_and_nop_only() {
         let none = options(&[0u8; 20], 5);
-        assert_eq!(none, TcpOptions { complete: true, ..TcpOptions::default() });
+        assert_eq!(
+            none,
+            TcpOptions {
+                complete: true,
+                ..TcpOptions::default()
+            }
+        );
         let nops = opts(&[1, 1, 1, 1]);
-        assert_eq!(nops, TcpOptions { area_len: 4, complete: true, ..TcpOptions::default() });
+        assert_eq!(
+            nops,
+            TcpOptions {
+                area_len: 4,
+                complete: true,
+                ..TcpOptions::default()
+            }
+        );
     }
 
     #[test]
@@ -184,7 +209,11 @@ mod tests {
         assert_eq!(opts(&[0, 3, 3, 7]).wscale, None, "EOL");
         assert_eq!(opts(&[30, 1, 3, 3, 7]).wscale, None, "length 1");
         assert_eq!(opts(&[30, 0, 3, 3, 7]).wscale, None, "length 0");
-        assert_eq!(opts(&[1, 1, 30, 40, 3, 3, 7]).wscale, None, "longer than the area");
+        assert_eq!(
+            opts(&[1, 1, 30, 40, 3, 3, 7]).wscale,
+            None,
+            "longer than the area"
+        );
         // The wrong length for a known kind is just skipped.
         let o = opts(&[3, 4, 7, 0, 4, 3, 0, 2, 3, 1, 3, 3, 6]);
         assert_eq!((o.wscale, o.sack_perm, o.mss), (Some(6), false, None));
@@ -210,10 +239,15 @@ mod tests {
             four.extend_from_slice(&(r * 100).to_be_bytes());
         }
         let s = opts(&four);
-        assert_eq!((s.sack_blocks, s.sack_right_edges), (4, [100, 200, 300, 400]));
+        assert_eq!(
+            (s.sack_blocks, s.sack_right_edges),
+            (4, [100, 200, 300, 400])
+        );
 
         // Not a multiple of 8 after the kind and length: skipped, the next one counts.
-        let s = opts(&[5, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 10, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let s = opts(&[
+            5, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 10, 0, 0, 0, 0, 0, 0, 0, 7,
+        ]);
         assert_eq!((s.sack_blocks, s.sack_right_edges[0]), (1, 7));
     }
 
@@ -222,7 +256,10 @@ mod tests {
         let seg = with_options(&[2, 4, 5, 0xb4, 1, 3, 3, 7]);
         let cut = &seg[..HEADER + 6];
         let o = options(cut, 7);
-        assert_eq!((o.area_len, o.complete, o.mss, o.wscale), (8, false, Some(1460), None));
+        assert_eq!(
+            (o.area_len, o.complete, o.mss, o.wscale),
+            (8, false, Some(1460), None)
+        );
     }
 
     #[test]
