@@ -1228,9 +1228,19 @@ proptest::proptest! {
 
 // ---- throughput (by hand) -------------------------------------------------------------------
 
-/// `cargo test --release --lib decode::tests::throughput -- --ignored --nocapture`
+/// Decodes one 66-byte Ethernet/IPv4/TCP frame over and over (both checksums verified).
+/// Optimised without a full release build (dependencies are already at opt-level 2):
+///
+/// ```text
+/// CARGO_PROFILE_TEST_OPT_LEVEL=3 CARGO_PROFILE_TEST_DEBUG_ASSERTIONS=false \
+/// CARGO_PROFILE_TEST_OVERFLOW_CHECKS=false CARGO_INCREMENTAL=0 \
+/// cargo test --config 'profile.test.package.ctreplay.codegen-units=1' \
+///     --lib decode::tests::throughput -- --ignored --nocapture
+/// ```
+///
+/// Measured ~28 ns per frame (~35 Mpkt/s) on one core of the 2-core build machine.
 #[test]
-#[ignore = "measurement, run by hand in release mode"]
+#[ignore = "measurement, run by hand with optimisations"]
 fn throughput() {
     let frame_data = ether(0x0800, &v4(&[0u8; 12]));
     let f = frame(LinkType::ETHERNET, &frame_data);
