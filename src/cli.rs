@@ -3,7 +3,7 @@
 
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
-use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, TruncatedFrames, Vantage};
+use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
 use crate::report::{jsonl::JsonLines, table::TableReport};
 use crate::verdict::ReasonId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -88,6 +88,17 @@ pub struct TrackerArgs {
     /// them) or `skip` them (as a replay through a live kernel must).
     #[arg(long, value_enum, default_value_t = Truncated::Track)]
     pub truncated: Truncated,
+
+    /// The clock of conntrack's timeouts: the `capture` timestamps, or `back-to-back` (no entry
+    /// ever expires, as when a capture is replayed through a live kernel at full speed).
+    #[arg(long, value_enum, default_value_t = TimingArg::Capture)]
+    pub timing: TimingArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimingArg {
+    Capture,
+    BackToBack,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +149,10 @@ impl TrackerArgs {
             truncated: match self.truncated {
                 Truncated::Track => TruncatedFrames::Track,
                 Truncated::Skip => TruncatedFrames::Skip,
+            },
+            timing: match self.timing {
+                TimingArg::Capture => Timing::Capture,
+                TimingArg::BackToBack => Timing::BackToBack,
             },
         })
     }

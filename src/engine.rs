@@ -47,6 +47,16 @@ pub enum TruncatedFrames {
     Skip,
 }
 
+/// Which clock conntrack's timeouts run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// The capture's timestamps: entries expire as they did on the real box.
+    Capture,
+    /// Every packet at the time of the first one: no entry ever expires, as in a back-to-back
+    /// replay through a live kernel (the oracle without `--timed`).
+    BackToBack,
+}
+
 /// Everything a run is configured with.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -54,6 +64,7 @@ pub struct Settings {
     pub sysctls: Sysctls,
     pub vantage: Vantage,
     pub truncated: TruncatedFrames,
+    pub timing: Timing,
 }
 
 impl Default for Settings {
@@ -63,6 +74,7 @@ impl Default for Settings {
             sysctls: Sysctls::default(),
             vantage: Vantage::Auto,
             truncated: TruncatedFrames::Track,
+            timing: Timing::Capture,
         }
     }
 }
@@ -183,6 +195,7 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
     let mut vantage = VantageState { mode: settings.vantage.clone(), local: BTreeSet::new() };
     let mut summary = Summary::default();
     let mut failed_files = BTreeSet::new();
+    let mut first_ts = None;
 
     sink.begin(&RunInfo {
         tool: env!("CARGO_PKG_NAME"),
@@ -206,6 +219,10 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
         summary.frames += 1;
         *summary.link_types.entry(frame.linktype.to_string()).or_default() += 1;
         let fref = FrameRef { file: frame.file as u32, number: frame.number };
+        let conntrack_ts = match settings.timing {
+            Timing::Capture => frame.ts,
+            Timing::BackToBack => *first_ts.get_or_insert(frame.ts),
+        };
         let decoded = decoder.decode(&frame);
         let (segment, hook, verdict, skip) = match &decoded {
             Decoded::Tcp(seg) if seg.truncated && settings.truncated == TruncatedFrames::Skip => {
@@ -214,10 +231,10 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
             }
             Decoded::Tcp(seg) => {
                 let hook = vantage.hook(seg);
-                let v = conntrack.track(&Packet { seg, ts: frame.ts, frame: fref, hook });
+                let v = conntrack.track(&Packet { seg, ts: conntrack_ts, frame: fref, hook });
                 (Some(seg), Some(hook), v, None)
             }
-            Decoded::TcpUnreadable { tuple, .. } => (None, None, conntrack.track_unreadable(tuple.as_ref(), frame.ts), None),
+            Decoded::TcpUnreadable { tuple, .. } => (None, None, conntrack.track_unreadable(tuple.as_ref(), conntrack_ts), None),
             Decoded::Skipped(s) => (None, None, Verdict::skipped(), Some(s.clone())),
         };
         count(&mut summary, &verdict, skip.as_ref());

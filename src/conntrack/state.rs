@@ -170,8 +170,9 @@ pub const LATEST: Table = [
         /* SYN */    [SS, SS, IG, IG, IG, IG, IG, SS, SS, S2],
         // A SYN in SYN_RECV..LAST_ACK: the endpoints may have restarted the connection behind our
         // back, so it is let through unrecorded. TIME_WAIT/CLOSE may reopen (see the handler).
-        /* SYN/ACK */[IV, IV, IG, IV, IV, IV, IV, IV, IV, SR],
-        // The originator answers a SYN only in a simultaneous open.
+        /* SYN/ACK */[IV, IV, SR, IV, IV, IV, IV, IV, IV, SR],
+        // The originator answers a SYN only in a simultaneous open (SYN_SENT2, or its
+        // retransmission in SYN_RECV).
         /* FIN */    [IV, IV, FW, FW, LA, LA, LA, TW, CL, IV],
         /* ACK */    [ES, IV, ES, ES, CW, CW, TW, TW, CL, IV],
         // An ACK from the originator before any SYN/ACK was seen cannot be right.

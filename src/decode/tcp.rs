@@ -37,6 +37,10 @@ pub(super) fn decode(part: &Part<'_>) -> Decoded {
         ChecksumStatus::Unverifiable
     } else if checksum::verifies(part.addrs.pseudo_header_sum(part.len) + checksum::sum(bytes)) {
         ChecksumStatus::Good
+    } else if be16(header, 16) == Some(checksum::fold(part.addrs.pseudo_header_sum(part.len))) {
+        // With transmit checksum offload, Linux leaves the folded pseudo-header sum in the field
+        // for the NIC to finish; a capture on the sending host sees it before the NIC does.
+        ChecksumStatus::Partial
     } else {
         ChecksumStatus::Bad
     };

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use ctreplay::capture::CaptureError;
-use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary, TruncatedFrames, Vantage};
+use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
 use ctreplay::verdict::CtState;
 use serde_json::Value;
 use std::fs;
@@ -61,9 +61,15 @@ impl Sink for Collect {
     }
 }
 
-/// The oracle's settings: a firewall in the path, frames cut by the snaplen left out.
+/// The oracle's settings: a firewall in the path, frames cut by the snaplen left out, replayed
+/// back to back (no timeouts).
 pub fn oracle_settings(sysctls: &[&str]) -> Settings {
-    let mut s = Settings { vantage: Vantage::Forward, truncated: TruncatedFrames::Skip, ..Settings::default() };
+    let mut s = Settings {
+        vantage: Vantage::Forward,
+        truncated: TruncatedFrames::Skip,
+        timing: Timing::BackToBack,
+        ..Settings::default()
+    };
     for a in sysctls {
         s.sysctls.set(a).expect("valid sysctl");
     }
