@@ -31,7 +31,11 @@ impl TsResolution {
 
     /// The coarsest resolution that represents `ts` exactly.
     pub fn needed_for(ts: Timestamp) -> TsResolution {
-        if ts.0 % 1_000 == 0 { TsResolution::Micro } else { TsResolution::Nano }
+        if ts.0 % 1_000 == 0 {
+            TsResolution::Micro
+        } else {
+            TsResolution::Nano
+        }
     }
 }
 
@@ -52,7 +56,11 @@ fn ticks(ts: Timestamp, res: TsResolution) -> io::Result<u64> {
 /// How many bytes of a frame go into the file: the snaplen cuts (0 means "no limit", as in
 /// pcapng), and the original length is never below what is stored.
 fn stored_lengths(data: &[u8], orig_len: u32, snaplen: u32) -> (usize, u32) {
-    let incl = if snaplen == 0 { data.len() } else { data.len().min(snaplen as usize) };
+    let incl = if snaplen == 0 {
+        data.len()
+    } else {
+        data.len().min(snaplen as usize)
+    };
     (incl, orig_len.max(incl as u32))
 }
 
@@ -65,7 +73,12 @@ pub struct PcapWriter<W: Write> {
 
 impl<W: Write> PcapWriter<W> {
     /// Writes the file header. Frames longer than `snaplen` are cut, like `tcpdump -s`.
-    pub fn new(mut out: W, linktype: LinkType, snaplen: u32, res: TsResolution) -> io::Result<Self> {
+    pub fn new(
+        mut out: W,
+        linktype: LinkType,
+        snaplen: u32,
+        res: TsResolution,
+    ) -> io::Result<Self> {
         let magic: u32 = match res {
             TsResolution::Micro => 0xa1b2_c3d4,
             TsResolution::Nano => 0xa1b2_3c4d,
@@ -150,15 +163,27 @@ impl<W: Write> PcapNgWriter<W> {
         b[16..24].copy_from_slice(&(-1i64).to_le_bytes());
         b[24..28].copy_from_slice(&28u32.to_le_bytes());
         out.write_all(&b)?;
-        Ok(PcapNgWriter { out, interfaces: Vec::new() })
+        Ok(PcapNgWriter {
+            out,
+            interfaces: Vec::new(),
+        })
     }
 
     /// Describes an interface and returns its id for [`write_packet`](Self::write_packet).
     /// `if_tsresol` is written only for nanoseconds: microseconds are the format's default, and
     /// leaving it out keeps readers' default path exercised.
-    pub fn add_interface(&mut self, linktype: LinkType, snaplen: u32, res: TsResolution) -> io::Result<u32> {
-        let link16 = u16::try_from(linktype.0)
-            .map_err(|_| invalid_input(format!("link type {} does not fit pcapng's 16 bits", linktype.0)))?;
+    pub fn add_interface(
+        &mut self,
+        linktype: LinkType,
+        snaplen: u32,
+        res: TsResolution,
+    ) -> io::Result<u32> {
+        let link16 = u16::try_from(linktype.0).map_err(|_| {
+            invalid_input(format!(
+                "link type {} does not fit pcapng's 16 bits",
+                linktype.0
+            ))
+        })?;
         let mut b = Vec::with_capacity(32);
         b.extend_from_slice(&BT_IDB.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes()); // total length, patched below
@@ -190,7 +215,10 @@ impl<W: Write> PcapNgWriter<W> {
         flags: Option<u32>,
     ) -> io::Result<()> {
         let &(res, snaplen) = self.interfaces.get(interface as usize).ok_or_else(|| {
-            invalid_input(format!("interface {interface} was not added (have {})", self.interfaces.len()))
+            invalid_input(format!(
+                "interface {interface} was not added (have {})",
+                self.interfaces.len()
+            ))
         })?;
         let t = ticks(ts, res)?;
         let (incl, orig) = stored_lengths(data, orig_len, snaplen);
@@ -270,7 +298,10 @@ mod tests {
         assert_eq!(&bytes[0..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
         assert_eq!(bytes.len(), 24 + 16 + 5);
         let (h, recs) = read_pcap(&bytes);
-        assert_eq!((h.version_major, h.version_minor, h.snaplen, h.network.0), (2, 4, 65535, 101));
+        assert_eq!(
+            (h.version_major, h.version_minor, h.snaplen, h.network.0),
+            (2, 4, 65535, 101)
+        );
         assert!(!h.is_nanosecond_precision());
         let p = &recs[0];
         assert_eq!((p.ts_sec, p.ts_usec), (1_700_000_000, 123_456)); // truncated, not rounded
@@ -285,15 +316,25 @@ mod tests {
         let (h, recs) = read_pcap(&bytes);
         assert!(h.is_nanosecond_precision());
         // pcap-parser keeps the field's historical name; it holds nanoseconds here
-        assert_eq!((recs[0].ts_sec, recs[0].ts_usec), (1_700_000_000, 123_456_789));
+        assert_eq!(
+            (recs[0].ts_sec, recs[0].ts_usec),
+            (1_700_000_000, 123_456_789)
+        );
     }
 
     #[test]
     fn pcap_snaplen_cuts_and_orig_len_is_kept() {
         let data = [7u8; 100];
-        let bytes = pcap_bytes(TsResolution::Micro, 60, &[(TS, &data, 1500), (TS, &data[..10], 3)]);
+        let bytes = pcap_bytes(
+            TsResolution::Micro,
+            60,
+            &[(TS, &data, 1500), (TS, &data[..10], 3)],
+        );
         let (_, recs) = read_pcap(&bytes);
-        assert_eq!((recs[0].caplen, recs[0].origlen, recs[0].data.len()), (60, 1500, 60));
+        assert_eq!(
+            (recs[0].caplen, recs[0].origlen, recs[0].data.len()),
+            (60, 1500, 60)
+        );
         // an original length below the stored bytes is raised to them
         assert_eq!((recs[1].caplen, recs[1].origlen), (10, 10));
     }
@@ -302,47 +343,87 @@ mod tests {
     fn pcap_rejects_unrepresentable_times() {
         let mut w = PcapWriter::new(Vec::new(), LinkType::RAW, 0, TsResolution::Micro).unwrap();
         assert!(w.write_frame(Timestamp(-1), &[1], 1).is_err());
-        assert!(w.write_frame(Timestamp::from_secs(1 << 33), &[1], 1).is_err());
+        assert!(
+            w.write_frame(Timestamp::from_secs(1 << 33), &[1], 1)
+                .is_err()
+        );
         assert!(w.write_frame(Timestamp(0), &[1], 1).is_ok());
     }
 
     #[test]
     fn resolution_needed() {
-        assert_eq!(TsResolution::needed_for(Timestamp(1_000)), TsResolution::Micro);
+        assert_eq!(
+            TsResolution::needed_for(Timestamp(1_000)),
+            TsResolution::Micro
+        );
         assert_eq!(TsResolution::needed_for(TS), TsResolution::Nano);
     }
 
     #[test]
     fn pcapng_blocks_round_trip() {
         let mut w = PcapNgWriter::new(Vec::new()).unwrap();
-        let eth = w.add_interface(LinkType::ETHERNET, 0, TsResolution::Micro).unwrap();
-        let sll = w.add_interface(LinkType::LINUX_SLL2, 96, TsResolution::Nano).unwrap();
+        let eth = w
+            .add_interface(LinkType::ETHERNET, 0, TsResolution::Micro)
+            .unwrap();
+        let sll = w
+            .add_interface(LinkType::LINUX_SLL2, 96, TsResolution::Nano)
+            .unwrap();
         assert_eq!((eth, sll), (0, 1));
         w.write_packet(eth, TS, &[1, 2, 3], 3, None).unwrap();
-        w.write_packet(sll, TS, &[9u8; 200], 1000, Some(epb_flags_for(LinkDirection::Outbound))).unwrap();
+        w.write_packet(
+            sll,
+            TS,
+            &[9u8; 200],
+            1000,
+            Some(epb_flags_for(LinkDirection::Outbound)),
+        )
+        .unwrap();
         assert!(w.write_packet(2, TS, &[1], 1, None).is_err());
         let bytes = w.into_inner().unwrap();
         assert_eq!(bytes.len() % 4, 0);
 
         let ng = read_pcapng(&bytes);
         assert_eq!(ng.len(), 5);
-        let Block::SectionHeader(s) = &ng[0] else { panic!() };
-        assert_eq!((s.major_version, s.minor_version, s.section_len), (1, 0, -1));
-        let Block::InterfaceDescription(i0) = &ng[1] else { panic!() };
+        let Block::SectionHeader(s) = &ng[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (s.major_version, s.minor_version, s.section_len),
+            (1, 0, -1)
+        );
+        let Block::InterfaceDescription(i0) = &ng[1] else {
+            panic!()
+        };
         assert_eq!((i0.linktype.0, i0.snaplen, i0.if_tsresol), (1, 0, 6));
-        let Block::InterfaceDescription(i1) = &ng[2] else { panic!() };
+        let Block::InterfaceDescription(i1) = &ng[2] else {
+            panic!()
+        };
         assert_eq!((i1.linktype.0, i1.snaplen, i1.if_tsresol), (276, 96, 9));
 
-        let Block::EnhancedPacket(p0) = &ng[3] else { panic!() };
+        let Block::EnhancedPacket(p0) = &ng[3] else {
+            panic!()
+        };
         assert_eq!((p0.if_id, p0.caplen, p0.origlen), (0, 3, 3));
         assert_eq!(p0.packet_data(), &[1, 2, 3]);
-        assert_eq!(((p0.ts_high as u64) << 32 | p0.ts_low as u64), 1_700_000_000_123_456);
+        assert_eq!(
+            ((p0.ts_high as u64) << 32 | p0.ts_low as u64),
+            1_700_000_000_123_456
+        );
         assert!(p0.options.is_empty());
 
-        let Block::EnhancedPacket(p1) = &ng[4] else { panic!() };
+        let Block::EnhancedPacket(p1) = &ng[4] else {
+            panic!()
+        };
         assert_eq!((p1.if_id, p1.caplen, p1.origlen), (1, 96, 1000));
-        assert_eq!(((p1.ts_high as u64) << 32 | p1.ts_low as u64), 1_700_000_000_123_456_789);
-        let flags = p1.options.iter().find(|o| o.code.0 == OPT_EPB_FLAGS).expect("epb_flags");
+        assert_eq!(
+            ((p1.ts_high as u64) << 32 | p1.ts_low as u64),
+            1_700_000_000_123_456_789
+        );
+        let flags = p1
+            .options
+            .iter()
+            .find(|o| o.code.0 == OPT_EPB_FLAGS)
+            .expect("epb_flags");
         assert_eq!(flags.value(), &2u32.to_le_bytes());
     }
 }
