@@ -1,1 +1,0 @@
-//! Synthetic captures from a compact, readable scenario description (fixtures, benchmarks).
