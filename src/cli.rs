@@ -154,6 +154,7 @@ impl TrackerArgs {
                 TimingArg::Capture => Timing::Capture,
                 TimingArg::BackToBack => Timing::BackToBack,
             },
+            snapshots: false,
         })
     }
 }

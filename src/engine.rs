@@ -8,7 +8,7 @@
 use crate::capture::{CaptureError, CaptureSet, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
-use crate::conntrack::{Conntrack, Hook, Packet};
+use crate::conntrack::{Conntrack, Hook, Packet, Snapshot};
 use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip};
 use crate::verdict::{Action, CtState, FrameRef, ReasonId, Verdict};
 use serde::Serialize;
@@ -65,6 +65,8 @@ pub struct Settings {
     pub vantage: Vantage,
     pub truncated: TruncatedFrames,
     pub timing: Timing,
+    /// Attach to each observation the entry as it is after the packet (timelines, tests).
+    pub snapshots: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             vantage: Vantage::Auto,
             truncated: TruncatedFrames::Track,
             timing: Timing::Capture,
+            snapshots: false,
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Observation<'a> {
     pub verdict: Verdict,
     /// Why conntrack never saw the frame.
     pub skip: Option<Skip>,
+    /// The entry after the packet, when [`Settings::snapshots`] asks for it.
+    pub after: Option<Snapshot>,
 }
 
 /// Receives a run's results as they happen. Reports implement it.
@@ -238,6 +243,10 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
             Decoded::Skipped(s) => (None, None, Verdict::skipped(), Some(s.clone())),
         };
         count(&mut summary, &verdict, skip.as_ref());
+        let after = match segment {
+            Some(seg) if settings.snapshots => conntrack.snapshot(&seg.tuple, conntrack_ts),
+            _ => None,
+        };
         sink.packet(&Observation {
             frame: fref,
             ts: frame.ts,
@@ -248,6 +257,7 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
             hook,
             verdict,
             skip,
+            after,
         })?;
     }
 

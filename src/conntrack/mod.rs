@@ -35,6 +35,15 @@ pub struct Packet<'a> {
     pub hook: Hook,
 }
 
+/// An entry as it is at some moment: for timelines (`explain`) and differential tests.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot {
+    pub info: EntryInfo,
+    pub tcp: entry::TcpCt,
+    /// Nanoseconds until the entry expires.
+    pub remaining_ns: i64,
+}
+
 /// The conntrack table with its TCP tracker, for one kernel profile and set of sysctls.
 pub struct Conntrack {
     profile: &'static Profile,
@@ -58,6 +67,19 @@ impl Conntrack {
     /// Live entries (expired ones may linger until the next sweep).
     pub fn entries(&self) -> usize {
         self.table.len()
+    }
+
+    /// The entry a tuple maps to now, with its full TCP data, without changing anything.
+    /// `None` when there is none or it has expired by `now`.
+    pub fn snapshot(&self, tuple: &Tuple, now: Timestamp) -> Option<Snapshot> {
+        let (e, dir) = match self.table.get(tuple) {
+            Some(e) => (e, Dir::Original),
+            None => (self.table.get(&tuple.reversed())?, Dir::Reply),
+        };
+        if e.is_expired(now) {
+            return None;
+        }
+        Some(Snapshot { info: e.info(dir), tcp: e.tcp, remaining_ns: e.expires.0 - now.0 })
     }
 
     /// The verdict for one TCP segment.

@@ -22,6 +22,50 @@ pub struct Seen {
     pub ct_state: String,
     pub kernel_log: Option<String>,
     pub flow: Option<String>,
+    /// The entry after the packet, in the oracle's terms (see [`entry_facts`]).
+    pub entry_after: Option<EntryFacts>,
+}
+
+/// What the oracle reports of an entry after a packet (ctnetlink), in comparable form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryFacts {
+    pub tcp_state: String,
+    pub seen_reply: bool,
+    pub assured: bool,
+    pub wscale: [u8; 2],
+    pub flags: [Vec<String>; 2],
+    /// Whole seconds left, rounded down (compared with a tolerance of a second).
+    pub timeout: i64,
+}
+
+fn entry_facts(s: &ctreplay::conntrack::Snapshot) -> EntryFacts {
+    use ctreplay::conntrack::window::flag;
+    let names = |f: u8| flag::names(f & !(flag::EXP_CHALLENGE_ACK | flag::SIMULTANEOUS_OPEN)).into_iter().map(String::from).collect();
+    EntryFacts {
+        tcp_state: s.tcp.state.name().to_string(),
+        seen_reply: s.info.seen_reply,
+        assured: s.info.assured,
+        wscale: [s.tcp.seen[0].td_scale, s.tcp.seen[1].td_scale],
+        flags: [names(s.tcp.seen[0].flags), names(s.tcp.seen[1].flags)],
+        timeout: s.remaining_ns.div_euclid(1_000_000_000),
+    }
+}
+
+fn oracle_entry_facts(ct: &Value) -> Option<EntryFacts> {
+    let ct = ct.as_object()?;
+    let status: Vec<&str> = ct["status"].as_array()?.iter().filter_map(|v| v.as_str()).collect();
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    let ws = ct["wscale"].as_array()?;
+    Some(EntryFacts {
+        tcp_state: ct["tcp_state"].as_str()?.to_string(),
+        seen_reply: status.contains(&"SEEN_REPLY"),
+        assured: status.contains(&"ASSURED"),
+        wscale: [ws[0].as_u64()? as u8, ws[1].as_u64()? as u8],
+        flags: [list(&ct["tcp_flags"]["original"]), list(&ct["tcp_flags"]["reply"])],
+        timeout: ct["timeout"].as_i64()?,
+    })
 }
 
 /// A sink that keeps, for every frame, the ct state and the kernel log.
@@ -49,6 +93,7 @@ impl Sink for Collect {
             ct_state: state.to_string(),
             kernel_log: obs.verdict.kernel_log(),
             flow: obs.segment.map(|s| s.tuple.to_string()),
+            entry_after: obs.after.as_ref().map(entry_facts),
         });
         Ok(())
     }
@@ -68,6 +113,7 @@ pub fn oracle_settings(sysctls: &[&str]) -> Settings {
         vantage: Vantage::Forward,
         truncated: TruncatedFrames::Skip,
         timing: Timing::BackToBack,
+        snapshots: true,
         ..Settings::default()
     };
     for a in sysctls {
@@ -90,6 +136,8 @@ pub struct Mismatch {
     pub flow: String,
     pub kernel: (String, Option<String>),
     pub ours: (String, Option<String>),
+    /// Set when the verdicts agree but the entry after the packet does not.
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +164,9 @@ impl Comparison {
                 "\n  {} frame {} {}: kernel {} {:?}, ctreplay {} {:?}",
                 m.file, m.frame, m.flow, m.kernel.0, m.kernel.1, m.ours.0, m.ours.1
             ));
+            if let Some(d) = &m.detail {
+                s.push_str(&format!("\n      {d}"));
+            }
         }
         s
     }
@@ -144,30 +195,81 @@ pub fn compare_with_oracle(captures: &Path, verdicts: &Path, sysctls: &[&str]) -
             continue;
         }
         out.files += 1;
-        let ours = run_capture(&capture, &settings);
-        let text = fs::read_to_string(&vfile).unwrap();
-        for line in text.lines() {
-            let k: Value = serde_json::from_str(line).unwrap();
-            if k.get("summary").is_some() || k["proto"] != "tcp" {
-                continue;
-            }
-            let index = k["index"].as_u64().unwrap();
-            let kernel = (kernel_state(k["verdict"].as_str().unwrap()).to_string(), k["reason"].as_str().map(String::from));
-            let seen = ours.frames.get(index as usize);
-            let mine = seen.map(|s| (s.ct_state.clone(), s.kernel_log.clone())).unwrap_or(("missing".into(), None));
-            out.compared += 1;
-            if mine != kernel {
-                out.mismatches.push(Mismatch {
-                    file: rel.display().to_string(),
-                    frame: index + 1,
-                    flow: k["flow"].as_str().unwrap_or("").to_string(),
-                    kernel,
-                    ours: mine,
-                });
-            }
-        }
+        compare_one(&capture, &vfile, &rel.display().to_string(), &settings, Replay::BackToBack, &mut out);
     }
     out
+}
+
+/// How an oracle run was replayed.
+#[derive(Clone, Copy)]
+pub enum Replay {
+    /// Back to back: the oracle's clock barely moves, so remaining timeouts are comparable.
+    BackToBack,
+    /// `--timed SCALE`: real time and every conntrack timeout divided by SCALE. Timeouts then
+    /// differ by that factor, also the jiffies in "lower timeout to %u" log lines.
+    Timed { scale: u32 },
+}
+
+/// Compares one capture with one oracle output.
+pub fn compare_one(capture: &Path, oracle: &Path, name: &str, settings: &Settings, replay: Replay, out: &mut Comparison) {
+    let check_timeouts = matches!(replay, Replay::BackToBack);
+    let mut ours = run_capture(capture, settings);
+    if let Replay::Timed { scale } = replay {
+        for f in &mut ours.frames {
+            f.kernel_log = f.kernel_log.take().map(|l| rescale_lowered_timeout(&l, scale));
+        }
+    }
+    let text = fs::read_to_string(oracle).unwrap();
+    for line in text.lines() {
+        let k: Value = serde_json::from_str(line).unwrap();
+        if k.get("summary").is_some() || k["proto"] != "tcp" {
+            continue;
+        }
+        let index = k["index"].as_u64().unwrap();
+        let kernel = (kernel_state(k["verdict"].as_str().unwrap()).to_string(), k["reason"].as_str().map(String::from));
+        let seen = ours.frames.get(index as usize);
+        let mine = seen.map(|s| (s.ct_state.clone(), s.kernel_log.clone())).unwrap_or(("missing".into(), None));
+        out.compared += 1;
+        let mut detail = None;
+        // Entries are compared for packets conntrack judged; for a frame it never saw, the oracle
+        // still reports the tuple's entry, which says nothing about that frame.
+        if mine == kernel && kernel.0 != "skipped" && k.get("ct").is_some() {
+            let theirs = oracle_entry_facts(&k["ct"]);
+            let mut mine_e = seen.and_then(|s| s.entry_after.clone());
+            if let (Some(t), Some(m)) = (&theirs, &mut mine_e) {
+                if !check_timeouts || (m.timeout - t.timeout).abs() <= 1 {
+                    m.timeout = t.timeout;
+                }
+            }
+            if theirs != mine_e {
+                detail = Some(format!("entry after: kernel {theirs:?}, ctreplay {mine_e:?}"));
+            }
+        }
+        if mine != kernel || detail.is_some() {
+            out.mismatches.push(Mismatch {
+                file: name.to_string(),
+                frame: index + 1,
+                flow: k["flow"].as_str().unwrap_or("").to_string(),
+                kernel,
+                ours: mine,
+                detail,
+            });
+        }
+    }
+}
+
+/// "… lower timeout to 75000" → "… lower timeout to 2500" for a replay scaled by 30.
+fn rescale_lowered_timeout(log: &str, scale: u32) -> String {
+    const MARK: &str = "lower timeout to ";
+    match log.find(MARK) {
+        None => log.to_string(),
+        Some(at) => {
+            let start = at + MARK.len();
+            let digits: String = log[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let value: u64 = digits.parse().unwrap_or(0);
+            format!("{}{}{}", &log[..start], value / scale as u64, &log[start + digits.len()..])
+        }
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -176,6 +278,48 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+/// Compares the corpus with a compact oracle answer file (`fixtures/corpus-oracle/*.tsv.gz`:
+/// `capture<TAB>index<TAB>verdict<TAB>reason`, made by `tools/oracle-corpus.sh`).
+pub fn compare_with_compact_answers(corpus: &Path, answers: &Path, sysctls: &[&str]) -> Comparison {
+    use std::collections::BTreeMap;
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(fs::File::open(answers).unwrap()).read_to_string(&mut text).unwrap();
+    let mut by_capture: BTreeMap<&str, Vec<(u64, &str, Option<&str>)>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = line.splitn(4, '\t');
+        let (Some(cap), Some(idx), Some(verdict)) = (f.next(), f.next(), f.next()) else { continue };
+        let reason = f.next().filter(|r| !r.is_empty());
+        by_capture.entry(cap).or_default().push((idx.parse().unwrap(), verdict, reason));
+    }
+    let settings = oracle_settings(sysctls);
+    let mut out = Comparison::default();
+    for (cap, answers) in by_capture {
+        out.files += 1;
+        let ours = run_capture(&corpus.join(cap), &settings);
+        for (index, verdict, reason) in answers {
+            let kernel = (kernel_state(verdict).to_string(), reason.map(String::from));
+            let mine = ours
+                .frames
+                .get(index as usize)
+                .map(|s| (s.ct_state.clone(), s.kernel_log.clone()))
+                .unwrap_or(("missing".into(), None));
+            out.compared += 1;
+            if mine != kernel {
+                out.mismatches.push(Mismatch {
+                    file: cap.to_string(),
+                    frame: index + 1,
+                    flow: String::new(),
+                    kernel,
+                    ours: mine,
+                    detail: None,
+                });
+            }
         }
     }
     out
