@@ -74,6 +74,7 @@ fn frame(linktype: LinkType, data: &[u8]) -> Frame<'_> {
         data,
         orig_len: data.len() as u32,
         direction: None,
+        offset: 0,
     }
 }
 

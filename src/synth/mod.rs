@@ -12,7 +12,7 @@
 //! This module only writes packets; it never decides what conntrack would make of them.
 
 pub mod bulk;
-mod packet;
+pub mod packet;
 mod parse;
 
 use std::io::{self, Write};

@@ -145,6 +145,9 @@ pub struct Comparison {
     pub files: usize,
     pub compared: u64,
     pub mismatches: Vec<Mismatch>,
+    /// How often each kind of kernel verdict and log line was met (numbers elided), to show
+    /// what a comparison covered.
+    pub coverage: std::collections::BTreeMap<String, u64>,
 }
 
 impl Comparison {
@@ -155,6 +158,11 @@ impl Comparison {
             self.compared,
             self.mismatches.len()
         )
+    }
+
+    /// The coverage tally, one kind per line.
+    pub fn coverage_report(&self) -> String {
+        self.coverage.iter().map(|(k, n)| format!("{n:>7}  {k}\n")).collect()
     }
 
     pub fn describe_mismatches(&self, max: usize) -> String {
@@ -230,6 +238,8 @@ pub fn compare_one(capture: &Path, oracle: &Path, name: &str, settings: &Setting
         let seen = ours.frames.get(index as usize);
         let mine = seen.map(|s| (s.ct_state.clone(), s.kernel_log.clone())).unwrap_or(("missing".into(), None));
         out.compared += 1;
+        let kind = elide_numbers(&format!("{} {}", kernel.0, kernel.1.as_deref().unwrap_or("")));
+        *out.coverage.entry(kind).or_default() += 1;
         let mut detail = None;
         // Entries are compared for packets conntrack judged; for a frame it never saw, the oracle
         // still reports the tuple's entry, which says nothing about that frame.
@@ -256,6 +266,19 @@ pub fn compare_one(capture: &Path, oracle: &Path, name: &str, settings: &Setting
             });
         }
     }
+}
+
+/// Every run of digits becomes one `N`.
+fn elide_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('N') {
+            out.push('N');
+        }
+    }
+    out
 }
 
 /// "… lower timeout to 75000" → "… lower timeout to 2500" for a replay scaled by 30.
