@@ -118,7 +118,7 @@ fn parse_profile(s: &str) -> Result<&'static Profile, String> {
 }
 
 fn parse_reason(s: &str) -> Result<ReasonId, String> {
-    ReasonId::from_str(s).ok_or_else(|| {
+    s.parse::<ReasonId>().map_err(|_| {
         let known: Vec<_> = ReasonId::ALL.iter().map(|r| r.as_str()).collect();
         format!("unknown reason id {s:?}; known: {}", known.join(", "))
     })

@@ -125,9 +125,6 @@ impl ReasonId {
         }
     }
 
-    pub fn from_str(s: &str) -> Option<ReasonId> {
-        ReasonId::ALL.into_iter().find(|r| r.as_str() == s)
-    }
 
     /// The reason a failed window bound gives.
     pub fn of_bound(bound: Bound) -> ReasonId {
@@ -138,6 +135,13 @@ impl ReasonId {
             Bound::SeqUnderLower => ReasonId::SeqUnderLowerBound,
             Bound::AckUnderLower => ReasonId::AckUnderLowerBound,
         }
+    }
+}
+
+impl std::str::FromStr for ReasonId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<ReasonId, ()> {
+        ReasonId::ALL.into_iter().find(|r| r.as_str() == s).ok_or(())
     }
 }
 

@@ -54,6 +54,12 @@ impl Run {
     fn new() -> Run {
         Run::with(Sysctls::default())
     }
+    /// A run with one sysctl changed from the defaults.
+    fn with_sysctl(assignment: &str) -> Run {
+        let mut s = Sysctls::default();
+        s.set(assignment).unwrap();
+        Run::with(s)
+    }
     fn with(sysctls: Sysctls) -> Run {
         Run { ct: Conntrack::new(&Profile::LATEST, sysctls), frame: 0, now: Timestamp::from_secs(1_000) }
     }
@@ -139,9 +145,7 @@ fn t04_checksum_only_checked_at_prerouting() {
     let mut r = Run::new();
     let v = r.ct.track(&Packet { seg: &bad, ts: r.now, frame: FrameRef::default(), hook: Hook::LocalOut });
     assert_eq!(v.ct_state, CtState::New);
-    let mut off = Sysctls::default();
-    off.checksum = false;
-    let mut r = Run::with(off);
+    let mut r = Run::with_sysctl("nf_conntrack_checksum=0");
     assert_eq!(r.send(bad).ct_state, CtState::New);
 }
 
@@ -151,9 +155,7 @@ fn t05_pickup_and_loose() {
     let v = r.send(seg(C, S, ".", 1001, 5001, 1000, 0));
     assert_eq!((v.ct_state, v.state_after), (CtState::New, Some(TcpState::Established)));
     assert_eq!(r.entry().expires.0 - r.now.0, 300 * 1_000_000_000);
-    let mut strict = Sysctls::default();
-    strict.tcp_loose = false;
-    let mut r = Run::with(strict);
+    let mut r = Run::with_sysctl("nf_conntrack_tcp_loose=0");
     let v = r.send(seg(C, S, ".", 1001, 5001, 1000, 0));
     assert_eq!(v.action, Action::Invalid);
     assert_eq!(v.reason.as_ref().unwrap().id, ReasonId::PickupDisabled);
@@ -176,9 +178,7 @@ fn t08_ack_for_unseen_data() {
     let v = r.c(".", 1001, 9000);
     assert_eq!(v.action, Action::Invalid);
     assert_eq!(log(&v), "nf_ct_proto_6: ACK is over upper bound 5002 (ACKed data not seen yet)");
-    let mut liberal = Sysctls::default();
-    liberal.tcp_be_liberal = true;
-    let mut r = Run::with(liberal);
+    let mut r = Run::with_sysctl("nf_conntrack_tcp_be_liberal=1");
     r.handshake();
     let v = r.c(".", 1001, 9000);
     assert_eq!((v.action, v.reason.is_none()), (Action::Accept, true));
@@ -212,9 +212,7 @@ fn t15_rst_below_max_ack() {
     r.handshake();
     let v = r.s("R", 4000, 0);
     assert_eq!(log(&v), "nf_ct_proto_6: invalid rst");
-    let mut lax = Sysctls::default();
-    lax.tcp_ignore_invalid_rst = true;
-    let mut r = Run::with(lax);
+    let mut r = Run::with_sysctl("nf_conntrack_tcp_ignore_invalid_rst=1");
     r.handshake();
     let v = r.s("R", 4000, 0);
     assert_eq!((v.action, v.state_after), (Action::Accept, Some(TcpState::Established)));
@@ -252,9 +250,7 @@ fn t18_reopen_after_fin_close() {
 
 #[test]
 fn t20_server_syn_on_established_is_invalid_even_when_liberal() {
-    let mut liberal = Sysctls::default();
-    liberal.tcp_be_liberal = true;
-    let mut r = Run::with(liberal);
+    let mut r = Run::with_sysctl("nf_conntrack_tcp_be_liberal=1");
     r.handshake();
     let v = r.s("S", 7000, 0);
     assert_eq!(log(&v), "nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED");
@@ -350,9 +346,7 @@ fn t32_liberal_pickup_still_rejects_by_table_and_rst() {
 
 #[test]
 fn t33_table_full_drops_when_nothing_can_be_evicted() {
-    let mut tiny = Sysctls::default();
-    tiny.max = 1;
-    let mut r = Run::with(tiny);
+    let mut r = Run::with_sysctl("nf_conntrack_max=1");
     r.handshake();
     let other = (C.0, 40001);
     let v = r.send(seg(other, S, "S", 1, 0, 1000, 0));

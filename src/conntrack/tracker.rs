@@ -183,10 +183,11 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
                     }
                 }
                 TcpState::SynSent2 => e.tcp.last_flags |= flag::SIMULTANEOUS_OPEN,
-                TcpState::SynRecv => {
-                    if dir == Dir::Reply && index == Index::Ack && e.tcp.last_flags & flag::SIMULTANEOUS_OPEN != 0 {
-                        new_state = TcpState::Established;
-                    }
+                // The table keeps a reply ACK in SYN_RECV; after a simultaneous open it completes it.
+                TcpState::SynRecv
+                    if dir == Dir::Reply && index == Index::Ack && e.tcp.last_flags & flag::SIMULTANEOUS_OPEN != 0 =>
+                {
+                    new_state = TcpState::Established;
                 }
                 TcpState::Close if index == Index::Rst => match check_rst(cfg, e, seg, dir, old) {
                     RstCheck::Invalid(r) => return Handled::Invalid(r),

@@ -246,10 +246,10 @@ pub fn compare_one(capture: &Path, oracle: &Path, name: &str, settings: &Setting
         if mine == kernel && kernel.0 != "skipped" && k.get("ct").is_some() {
             let theirs = oracle_entry_facts(&k["ct"]);
             let mut mine_e = seen.and_then(|s| s.entry_after.clone());
-            if let (Some(t), Some(m)) = (&theirs, &mut mine_e) {
-                if !check_timeouts || (m.timeout - t.timeout).abs() <= 1 {
-                    m.timeout = t.timeout;
-                }
+            if let (Some(t), Some(m)) = (&theirs, &mut mine_e)
+                && (!check_timeouts || (m.timeout - t.timeout).abs() <= 1)
+            {
+                m.timeout = t.timeout;
             }
             if theirs != mine_e {
                 detail = Some(format!("entry after: kernel {theirs:?}, ctreplay {mine_e:?}"));
@@ -313,7 +313,9 @@ pub fn compare_with_compact_answers(corpus: &Path, answers: &Path, sysctls: &[&s
     use std::io::Read;
     let mut text = String::new();
     flate2::read::GzDecoder::new(fs::File::open(answers).unwrap()).read_to_string(&mut text).unwrap();
-    let mut by_capture: BTreeMap<&str, Vec<(u64, &str, Option<&str>)>> = BTreeMap::new();
+    /// Frame index, verdict, reason.
+    type Answer<'a> = (u64, &'a str, Option<&'a str>);
+    let mut by_capture: BTreeMap<&str, Vec<Answer>> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let mut f = line.splitn(4, '\t');
         let (Some(cap), Some(idx), Some(verdict)) = (f.next(), f.next(), f.next()) else { continue };
