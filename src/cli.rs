@@ -68,9 +68,15 @@ pub struct AnalyzeArgs {
 /// Options that change verdicts.
 #[derive(Args, Debug, Clone)]
 pub struct TrackerArgs {
-    /// Kernel behaviour to emulate.
+    /// Kernel behaviour to emulate: latest, 6.1, 5.14, 4.18, 3.10, 2.6.18, or a vendor alias
+    /// (rhel5 … rhel9; see docs/kernels.md).
     #[arg(long, default_value = "latest", value_parser = parse_profile)]
-    pub kernel: &'static Profile,
+    pub kernel: Profile,
+
+    /// Switch one kernel behaviour on (+NAME) or off (-NAME), e.g. for a vendor backport
+    /// (repeatable; names in docs/kernels.md).
+    #[arg(long = "kernel-feature", value_name = "+NAME|-NAME", allow_hyphen_values = true)]
+    pub kernel_features: Vec<String>,
 
     /// A conntrack sysctl, NAME=VALUE, with or without the `net.netfilter.` prefix (repeatable),
     /// e.g. nf_conntrack_tcp_be_liberal=1.
@@ -113,8 +119,8 @@ pub enum Truncated {
     Skip,
 }
 
-fn parse_profile(s: &str) -> Result<&'static Profile, String> {
-    Profile::by_name(s).ok_or_else(|| format!("unknown kernel profile {s:?}; known: latest"))
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::by_name(s).ok_or_else(|| format!("unknown kernel profile {s:?}; known: {}", Profile::names().join(", ")))
 }
 
 fn parse_reason(s: &str) -> Result<ReasonId, String> {
@@ -138,12 +144,16 @@ fn parse_vantage(s: &str) -> Result<Vantage, String> {
 
 impl TrackerArgs {
     pub fn settings(&self) -> Result<Settings, String> {
+        let mut profile = self.kernel.clone();
+        for change in &self.kernel_features {
+            profile.apply_feature(change)?;
+        }
         let mut sysctls = Sysctls::default();
         for s in &self.sysctls {
-            sysctls.set(s).map_err(|e| e.to_string())?;
+            sysctls.set_for(s, &profile).map_err(|e| e.to_string())?;
         }
         Ok(Settings {
-            profile: self.kernel,
+            profile,
             sysctls,
             vantage: self.vantage.clone(),
             truncated: match self.truncated {

@@ -60,7 +60,7 @@ pub enum Timing {
 /// Everything a run is configured with.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub profile: &'static Profile,
+    pub profile: Profile,
     pub sysctls: Sysctls,
     pub vantage: Vantage,
     pub truncated: TruncatedFrames,
@@ -72,7 +72,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            profile: &Profile::LATEST,
+            profile: Profile::latest(),
             sysctls: Sysctls::default(),
             vantage: Vantage::Auto,
             truncated: TruncatedFrames::Track,
@@ -196,7 +196,7 @@ impl VantageState {
 pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> Result<Summary, EngineError> {
     let mut captures = CaptureSet::open(inputs)?;
     let mut decoder = Decoder::new();
-    let mut conntrack = Conntrack::new(settings.profile, settings.sysctls.clone());
+    let mut conntrack = Conntrack::new(settings.profile.clone(), settings.sysctls.clone());
     let mut vantage = VantageState { mode: settings.vantage.clone(), local: BTreeSet::new() };
     let mut summary = Summary::default();
     let mut failed_files = BTreeSet::new();

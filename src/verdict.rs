@@ -75,10 +75,14 @@ pub enum ReasonId {
     AckUnderLowerBound,
     /// Conntrack's table was full and nothing could be evicted.
     TableFull,
+    /// 2.6.18: a SYN may not reopen a TIME_WAIT/CLOSE entry ("invalid SYN").
+    InvalidSynReopen,
+    /// 2.6.18: a SYN/ACK answered an ignored SYN; the entry is destroyed and the SYN/ACK dropped.
+    OutOfSyncKilled,
 }
 
 impl ReasonId {
-    pub const ALL: [ReasonId; 19] = [
+    pub const ALL: [ReasonId; 21] = [
         ReasonId::TcpHeaderUnreadable,
         ReasonId::TruncatedPacket,
         ReasonId::BadChecksum,
@@ -98,6 +102,8 @@ impl ReasonId {
         ReasonId::SeqUnderLowerBound,
         ReasonId::AckUnderLowerBound,
         ReasonId::TableFull,
+        ReasonId::InvalidSynReopen,
+        ReasonId::OutOfSyncKilled,
     ];
 
     /// The kebab-case id, as serialised.
@@ -122,6 +128,8 @@ impl ReasonId {
             ReasonId::SeqUnderLowerBound => "seq-under-lower-bound",
             ReasonId::AckUnderLowerBound => "ack-under-lower-bound",
             ReasonId::TableFull => "table-full",
+            ReasonId::InvalidSynReopen => "invalid-syn-reopen",
+            ReasonId::OutOfSyncKilled => "out-of-sync-killed",
         }
     }
 

@@ -7,6 +7,7 @@
 //! entry is confirmed.
 
 pub mod entry;
+pub mod log;
 pub mod profile;
 pub mod seq;
 pub mod state;
@@ -46,18 +47,18 @@ pub struct Snapshot {
 
 /// The conntrack table with its TCP tracker, for one kernel profile and set of sysctls.
 pub struct Conntrack {
-    profile: &'static Profile,
+    profile: Profile,
     sysctls: Sysctls,
     table: Table,
 }
 
 impl Conntrack {
-    pub fn new(profile: &'static Profile, sysctls: Sysctls) -> Conntrack {
+    pub fn new(profile: Profile, sysctls: Sysctls) -> Conntrack {
         Conntrack { profile, sysctls, table: Table::default() }
     }
 
-    pub fn profile(&self) -> &'static Profile {
-        self.profile
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     pub fn sysctls(&self) -> &Sysctls {
@@ -85,7 +86,7 @@ impl Conntrack {
     /// The verdict for one TCP segment.
     pub fn track(&mut self, p: &Packet) -> Verdict {
         self.table.maybe_sweep(p.ts);
-        let cfg = Config { profile: self.profile, sysctls: &self.sysctls };
+        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         match self.table.lookup(&p.seg.tuple, p.ts) {
             None => self.track_new(p, None),
             Some((key, dir)) => {
@@ -104,6 +105,19 @@ impl Conntrack {
                         self.track_new(p, Some(before))
                     }
                     Handled::Invalid(r) => invalid(r, Some(dir), Some(before)),
+                    Handled::DropAndKill(r) => {
+                        self.table.remove(&key);
+                        Verdict {
+                            ct_state: CtState::Invalid,
+                            action: Action::Drop,
+                            dir: Some(dir),
+                            state_before: Some(old_state),
+                            state_after: None,
+                            reason: Some(Box::new(r)),
+                            entry: Some(before),
+                            replaced: None,
+                        }
+                    }
                     Handled::Ignored(r) => {
                         if dir == Dir::Reply {
                             e.seen_reply = true;
@@ -150,13 +164,13 @@ impl Conntrack {
     pub fn track_unreadable(&mut self, tuple: Option<&Tuple>, ts: Timestamp) -> Verdict {
         let found = tuple.and_then(|t| self.table.lookup(t, ts));
         let entry = found.and_then(|(k, d)| self.table.get(&k).map(|e| e.info(d)));
-        let reason = Reason { id: ReasonId::TcpHeaderUnreadable, kernel_log: Vec::new(), evidence: Evidence::None };
-        invalid(reason, found.map(|(_, d)| d), entry)
+        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
+        invalid(tracker::unreadable_header(&cfg), found.map(|(_, d)| d), entry)
     }
 
     /// A packet that matched no entry: may it create one?
     fn track_new(&mut self, p: &Packet, replaced: Option<EntryInfo>) -> Verdict {
-        let cfg = Config { profile: self.profile, sysctls: &self.sysctls };
+        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         if !self.table.make_room(self.sysctls.max, p.ts) {
             let reason = Reason {
                 id: ReasonId::TableFull,
@@ -221,7 +235,9 @@ impl Conntrack {
                 entry: None,
                 replaced,
             },
-            Handled::Repeat => unreachable!("a new entry is never in TIME_WAIT or CLOSE"),
+            Handled::Repeat | Handled::DropAndKill(_) => {
+                unreachable!("a new entry is in NONE: it is neither reopened nor re-synced")
+            }
         }
     }
 }

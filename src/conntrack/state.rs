@@ -148,7 +148,6 @@ pub enum Cell {
 pub type Table = [[[Cell; 10]; 6]; 2];
 
 // Two-letter aliases, as in the kernel source, so each row reads like the C table.
-const NO: Cell = Cell::To(TcpState::None);
 const SS: Cell = Cell::To(TcpState::SynSent);
 const SR: Cell = Cell::To(TcpState::SynRecv);
 const ES: Cell = Cell::To(TcpState::Established);
@@ -161,9 +160,10 @@ const S2: Cell = Cell::To(TcpState::SynSent2);
 const IV: Cell = Cell::Invalid;
 const IG: Cell = Cell::Ignore;
 
-/// The table of current kernels (identical from 5.10 to the latest mainline).
+/// The table of current kernels (identical from 5.10 to the latest mainline). Older eras are
+/// this table with a few cells changed: see [`build_table`].
 #[rustfmt::skip]
-pub const LATEST: Table = [
+const MODERN: Table = [
     // ORIGINAL
     [
         //        NONE SYN_SENT SYN_RECV ESTAB FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2
@@ -194,14 +194,40 @@ pub const LATEST: Table = [
     ],
 ];
 
+/// The table of a kernel era, from its behaviour switches.
+pub fn build_table(f: &super::profile::Features) -> Table {
+    use super::profile::OriginalSynAck;
+    use TcpState::*;
+    let mut t = MODERN;
+    let mut set = |dir: Dir, index: Index, old: TcpState, cell: Cell| t[dir.index()][index as usize][old as usize] = cell;
+    if !f.simultaneous_open {
+        // 2.6.18 did not support simultaneous open: a SYN from the responder is always INVALID.
+        set(Dir::Reply, Index::Syn, SynSent, IV);
+        set(Dir::Reply, Index::Syn, SynSent2, IV);
+    }
+    if !f.reply_syn_reopens_time_wait {
+        set(Dir::Reply, Index::Syn, TimeWait, IV);
+    }
+    let original_synack: [Cell; 10] = match f.original_synack {
+        OriginalSynAck::AlwaysInvalid => [IV; 10],
+        OriginalSynAck::IgnoredLate => [IV, IV, IG, IG, IG, IG, IG, IG, IG, SR],
+        OriginalSynAck::SimultaneousOnly => MODERN[0][Index::SynAck as usize],
+    };
+    for (old, cell) in TcpState::ALL.into_iter().zip(original_synack) {
+        set(Dir::Original, Index::SynAck, old, cell);
+    }
+    if !f.reply_synack_in_syn_recv_ignored {
+        // 2.6.18 window-checked a retransmitted SYN/ACK and stayed in SYN_RECV.
+        set(Dir::Reply, Index::SynAck, SynRecv, SR);
+    }
+    t
+}
+
 /// Looks a transition up.
 pub fn transition(table: &Table, dir: Dir, index: Index, old: TcpState) -> Cell {
     table[dir.index()][index as usize][old as usize]
 }
 
-// NO is not used by any current table cell but keeps the alias set complete for older eras.
-#[allow(dead_code)]
-const _UNUSED: Cell = NO;
 
 #[cfg(test)]
 mod tests {
@@ -209,7 +235,36 @@ mod tests {
     use crate::decode::TcpFlags;
 
     fn t(dir: Dir, index: Index, old: TcpState) -> Cell {
-        transition(&LATEST, dir, index, old)
+        transition(&MODERN, dir, index, old)
+    }
+
+    #[test]
+    fn latest_features_build_the_modern_table() {
+        assert_eq!(build_table(&crate::conntrack::profile::Features::LATEST), MODERN);
+    }
+
+    /// The 2.6.18 table, as `ip_conntrack_proto_tcp.c` of CentOS 5 has it (its tenth column is
+    /// the unused LISTEN state, unreachable here).
+    #[test]
+    fn the_2_6_18_table() {
+        let t = build_table(&crate::conntrack::profile::Features::V2_6_18);
+        let row = |dir: Dir, index: Index| -> Vec<Cell> { t[dir.index()][index as usize][..9].to_vec() };
+        assert_eq!(row(Dir::Original, Index::Syn), vec![SS, SS, IG, IG, IG, IG, IG, SS, SS]);
+        assert_eq!(row(Dir::Original, Index::SynAck), vec![IV; 9]);
+        assert_eq!(row(Dir::Original, Index::Fin), vec![IV, IV, FW, FW, LA, LA, LA, TW, CL]);
+        assert_eq!(row(Dir::Original, Index::Ack), vec![ES, IV, ES, ES, CW, CW, TW, TW, CL]);
+        assert_eq!(row(Dir::Reply, Index::Syn), vec![IV; 9]);
+        assert_eq!(row(Dir::Reply, Index::SynAck), vec![IV, SR, SR, IG, IG, IG, IG, IG, IG]);
+        assert_eq!(row(Dir::Reply, Index::Ack), vec![IV, IG, SR, ES, CW, CW, TW, TW, CL]);
+        assert_eq!(row(Dir::Reply, Index::Rst), vec![IV, CL, CL, CL, CL, CL, CL, CL, CL]);
+    }
+
+    #[test]
+    fn the_3_x_table() {
+        let t = build_table(&crate::conntrack::profile::Features::V3_10);
+        assert_eq!(t[0][Index::SynAck as usize], [IV, IV, IG, IG, IG, IG, IG, IG, IG, SR]);
+        assert_eq!(t[1][Index::Syn as usize][TcpState::TimeWait as usize], IV);
+        assert_eq!(t[1][Index::Syn as usize][TcpState::SynSent as usize], S2);
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub enum SysctlError {
     Syntax(String),
     #[error("unknown sysctl {name:?}; known: {known}")]
     Unknown { name: String, known: String },
+    #[error("{name} does not exist in kernel {kernel}")]
+    NotInKernel { name: String, kernel: &'static str },
     #[error("{name}: {value:?} is not a valid value ({expected})")]
     BadValue { name: String, value: String, expected: &'static str },
 }
@@ -126,6 +128,19 @@ const KNOWN: &[(&str, Slot)] = &[
     ("nf_conntrack_tcp_timeout_unacknowledged", Slot::Seconds(|s| &mut s.timeouts.unacknowledged)),
 ];
 
+/// A sysctl's name as we store it: without the `net.netfilter.` (or 2.6.18's
+/// `net.ipv4.netfilter.`) prefix, and with 2.6.18's `ip_conntrack_` spelled `nf_conntrack_`.
+fn canonical_name(name: &str) -> String {
+    let short = name
+        .strip_prefix("net.netfilter.")
+        .or_else(|| name.strip_prefix("net.ipv4.netfilter."))
+        .unwrap_or(name);
+    match short.strip_prefix("ip_conntrack_") {
+        Some(rest) => format!("nf_conntrack_{rest}"),
+        None => short.to_string(),
+    }
+}
+
 impl Sysctls {
     /// The names `--sysctl` accepts (without the `net.netfilter.` prefix).
     pub fn names() -> impl Iterator<Item = &'static str> {
@@ -138,7 +153,8 @@ impl Sysctls {
             .split_once('=')
             .ok_or_else(|| SysctlError::Syntax(assignment.to_string()))?;
         let (name, value) = (name.trim(), value.trim());
-        let short = name.strip_prefix("net.netfilter.").unwrap_or(name);
+        let short = canonical_name(name);
+        let short = short.as_str();
         let slot = KNOWN.iter().find(|(n, _)| *n == short).map(|(_, s)| s).ok_or_else(|| {
             SysctlError::Unknown { name: name.to_string(), known: Self::names().collect::<Vec<_>>().join(", ") }
         })?;
@@ -159,6 +175,17 @@ impl Sysctls {
             }
         }
         Ok(())
+    }
+
+    /// Applies one `NAME=VALUE`, refusing sysctls the profile's kernel does not have.
+    pub fn set_for(&mut self, assignment: &str, profile: &super::profile::Profile) -> Result<(), SysctlError> {
+        let name = canonical_name(assignment.split_once('=').map_or(assignment, |(n, _)| n).trim());
+        let missing = (name == "nf_conntrack_tcp_ignore_invalid_rst" && !profile.has_ignore_invalid_rst)
+            || (name == "nf_conntrack_tcp_timeout_unacknowledged" && !profile.has_unacknowledged_timeout);
+        if missing {
+            return Err(SysctlError::NotInKernel { name, kernel: profile.name });
+        }
+        self.set(assignment)
     }
 
     /// The settings that differ from the kernel defaults, as `name=value` (for reports).
@@ -204,6 +231,19 @@ mod tests {
             "nf_conntrack_tcp_loose=0",
             "nf_conntrack_tcp_timeout_established=3600"
         ]);
+    }
+
+    #[test]
+    fn accepts_2_6_18_names_and_refuses_what_a_kernel_lacks() {
+        let old = crate::conntrack::profile::Profile::by_name("2.6.18").unwrap();
+        let mut s = Sysctls::default();
+        s.set_for("net.ipv4.netfilter.ip_conntrack_tcp_be_liberal=1", &old).unwrap();
+        assert!(s.tcp_be_liberal);
+        assert!(matches!(
+            s.set_for("nf_conntrack_tcp_ignore_invalid_rst=1", &old),
+            Err(SysctlError::NotInKernel { .. })
+        ));
+        assert!(s.set_for("nf_conntrack_tcp_ignore_invalid_rst=1", &crate::conntrack::profile::Profile::latest()).is_ok());
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Run {
         Run::with(s)
     }
     fn with(sysctls: Sysctls) -> Run {
-        Run { ct: Conntrack::new(&Profile::LATEST, sysctls), frame: 0, now: Timestamp::from_secs(1_000) }
+        Run { ct: Conntrack::new(Profile::latest(), sysctls), frame: 0, now: Timestamp::from_secs(1_000) }
     }
     /// Advances capture time by `secs`.
     fn wait(&mut self, secs: i64) {

@@ -1,17 +1,19 @@
 //! The packet handler: header checks (`tcp_error`), entry creation (`tcp_new`), and the state
-//! machine with its special cases (`nf_conntrack_tcp_packet`), in the kernel's order.
+//! machine with its special cases (`nf_conntrack_tcp_packet`), in the kernel's order. Where
+//! kernel eras differ, the profile's [`Features`] decide.
 //!
 //! Every rejection returns a [`Reason`] value; nothing here prints.
 
 use super::entry::{Entry, TcpCt};
-use super::profile::Profile;
-use super::seq::before;
+use super::log::{line, Event};
+use super::profile::{Features, Profile};
+use super::seq::{after, before};
 use super::state::{transition, Cell, Dir, Index, TcpState};
 use super::sysctl::Sysctls;
 use super::window::{flag, segment_end, tcp_in_window, DirState, InWindow, WindowEvidence};
 use crate::capture::Timestamp;
 use crate::decode::{ChecksumStatus, Segment, TcpFlags};
-use crate::verdict::{Evidence, Reason, ReasonId};
+use crate::verdict::{CreatedBy, Evidence, Reason, ReasonId};
 
 /// Where in the IP stack conntrack meets the packet. Checksums are verified only for packets
 /// received from the wire (PRE_ROUTING), never for locally generated ones (LOCAL_OUT).
@@ -28,12 +30,14 @@ pub struct Config<'a> {
 }
 
 impl Config<'_> {
-    fn log(&self, msg: impl std::fmt::Display) -> String {
-        format!("{}{}", self.profile.log_prefix, msg)
+    fn features(&self) -> &Features {
+        &self.profile.features
     }
 
-    fn reason(&self, id: ReasonId, msg: Option<String>, evidence: Evidence) -> Reason {
-        Reason { id, kernel_log: msg.map(|m| self.log(m)).into_iter().collect(), evidence }
+    /// A reason, with the line this kernel logs for `event` (if it logs one).
+    fn reason(&self, id: ReasonId, event: Option<Event>, evidence: Evidence) -> Reason {
+        let kernel_log = event.and_then(|e| line(self.profile.log_style, e)).into_iter().collect();
+        Reason { id, kernel_log, evidence }
     }
 }
 
@@ -50,49 +54,69 @@ const VALID_FLAGS: [u8; 9] = [
     TcpFlags::ACK | TcpFlags::URG,
 ];
 
+/// 2.6.18's table: only ECE and CWR masked, so PSH counts (SYN+URG and RST+PSH are INVALID).
+const VALID_FLAGS_2_6_18: [u8; 15] = {
+    const S: u8 = TcpFlags::SYN;
+    const A: u8 = TcpFlags::ACK;
+    const P: u8 = TcpFlags::PSH;
+    const R: u8 = TcpFlags::RST;
+    const F: u8 = TcpFlags::FIN;
+    const U: u8 = TcpFlags::URG;
+    [S, S | A, S | P, S | A | P, R, R | A, R | A | P, F | A, A, A | P, A | U, A | U | P, F | A | P, F | A | U, F | A | U | P]
+};
+
+fn flags_valid(flags: TcpFlags, f: &Features) -> bool {
+    if f.psh_masked_in_flag_check {
+        VALID_FLAGS.contains(&(flags.0 & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR)))
+    } else {
+        VALID_FLAGS_2_6_18.contains(&(flags.0 & !(TcpFlags::ECE | TcpFlags::CWR)))
+    }
+}
+
 /// `tcp_error`: checks made on every packet before any state is consulted.
 pub fn header_error(cfg: &Config, seg: &Segment, hook: Hook) -> Option<Reason> {
     let header_len = seg.doff as u32 * 4;
     if header_len < 20 || seg.l4_len < header_len {
         let ev = Evidence::Length { doff: seg.doff, l4_len: seg.l4_len };
-        return Some(cfg.reason(ReasonId::TruncatedPacket, Some("truncated packet".into()), ev));
+        return Some(cfg.reason(ReasonId::TruncatedPacket, Some(Event::TruncatedPacket), ev));
     }
     let bad = matches!(seg.checksum, ChecksumStatus::Bad | ChecksumStatus::Partial);
     if cfg.sysctls.checksum && hook == Hook::PreRouting && bad {
-        return Some(cfg.reason(ReasonId::BadChecksum, Some("bad checksum".into()), Evidence::None));
+        return Some(cfg.reason(ReasonId::BadChecksum, Some(Event::BadChecksum), Evidence::None));
     }
-    let masked = seg.flags.0 & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR);
-    if !VALID_FLAGS.contains(&masked) {
+    if !flags_valid(seg.flags, cfg.features()) {
         let ev = Evidence::Flags { flags: seg.flags.0 };
-        return Some(cfg.reason(ReasonId::InvalidTcpFlags, Some("invalid tcp flag combination".into()), ev));
+        return Some(cfg.reason(ReasonId::InvalidTcpFlags, Some(Event::InvalidFlags), ev));
     }
     None
 }
 
+/// The reason for a datagram too short to hold a TCP header (old kernels log "short packet").
+pub fn unreadable_header(cfg: &Config) -> Reason {
+    cfg.reason(ReasonId::TcpHeaderUnreadable, Some(Event::ShortPacket), Evidence::None)
+}
+
 /// How a new entry starts, decided by `tcp_new`.
 pub enum NewEntry {
-    Created(TcpCt, crate::verdict::CreatedBy),
+    Created(TcpCt, CreatedBy),
     Refused(Reason),
 }
 
 /// `tcp_new`: may this packet, which matched no entry, create one?
 pub fn tcp_new(cfg: &Config, seg: &Segment) -> NewEntry {
+    let f = cfg.features();
     let index = Index::of(seg.flags);
     let mut ct = TcpCt::zeroed();
     let end = segment_end(seg);
-    let initial = DirState {
-        td_end: end,
-        td_maxwin: (seg.window as u32).max(1),
-        ..DirState::default()
-    };
-    match transition(cfg.profile.table, Dir::Original, index, TcpState::None) {
+    let initial = DirState { td_end: end, td_maxwin: (seg.window as u32).max(1), ..DirState::default() };
+    let created = match transition(&cfg.profile.table, Dir::Original, index, TcpState::None) {
         Cell::To(TcpState::SynSent) => {
             ct.seen[0] = DirState { td_maxend: end, ..initial };
-            ct.seen[0].take_options(&seg.options);
-            NewEntry::Created(ct, crate::verdict::CreatedBy::Syn)
+            ct.seen[0].take_options(&seg.options, f);
+            CreatedBy::Syn
         }
         Cell::To(_) if !cfg.sysctls.tcp_loose => {
-            NewEntry::Refused(cfg.reason(ReasonId::PickupDisabled, None, Evidence::None))
+            return NewEntry::Refused(cfg.reason(ReasonId::PickupDisabled, None, Evidence::None));
         }
         Cell::To(_) => {
             // Mid-stream pickup: without the handshake, window scaling is unknown, so both
@@ -100,13 +124,19 @@ pub fn tcp_new(cfg: &Config, seg: &Segment) -> NewEntry {
             ct.seen[0] = DirState { td_maxend: end.wrapping_add(initial.td_maxwin), ..initial };
             ct.seen[0].flags = flag::SACK_PERM | flag::BE_LIBERAL;
             ct.seen[1].flags = flag::SACK_PERM | flag::BE_LIBERAL;
-            NewEntry::Created(ct, crate::verdict::CreatedBy::Pickup)
+            CreatedBy::Pickup
         }
         Cell::Invalid | Cell::Ignore => {
             let ev = Evidence::Cell { dir: Dir::Original, index, state: TcpState::None, result: "invalid" };
-            NewEntry::Refused(cfg.reason(ReasonId::InvalidNew, Some("invalid new".into()), ev))
+            let event = f.log_invalid_new.then_some(Event::InvalidNew);
+            return NewEntry::Refused(cfg.reason(ReasonId::InvalidNew, event, ev));
         }
+    };
+    if f.reply_maxwin_starts_at_one {
+        // 2.6.18 starts the unseen reply side with a window of 1.
+        ct.seen[1].td_maxwin = 1;
     }
+    NewEntry::Created(ct, created)
 }
 
 /// The handler's decision for one packet on one entry.
@@ -121,10 +151,13 @@ pub enum Handled {
     Invalid(Reason),
     /// The old entry must be destroyed and the packet looked up again (reopen).
     Repeat,
+    /// Conntrack drops the packet and destroys the entry (2.6.18's out-of-sync kill).
+    DropAndKill(Reason),
 }
 
 /// `nf_conntrack_tcp_packet` after the header checks and `tcp_new`.
 pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Timestamp) -> Handled {
+    let f = cfg.features();
     let index = Index::of(seg.flags);
     let old = e.tcp.state;
     // The re-sync path below pretends the entry was in SYN_SENT; the stored state stays as it is.
@@ -132,41 +165,38 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
     let mut new_state;
     let mut skip_window = false;
 
-    match transition(cfg.profile.table, dir, index, old) {
+    match transition(&cfg.profile.table, dir, index, old) {
         Cell::Invalid => {
             let id = if index == Index::Syn && dir == Dir::Reply {
                 ReasonId::SynMeetsReversedEntry
             } else {
                 ReasonId::StateTableInvalid
             };
-            let msg = format!("packet (index {}) in dir {} invalid, state {}", index as u8, dir as u8, old);
             let ev = Evidence::Cell { dir, index, state: old, result: "invalid" };
-            return Handled::Invalid(cfg.reason(id, Some(msg), ev));
+            return Handled::Invalid(cfg.reason(id, Some(Event::StateInvalid { index, dir, state: old }), ev));
         }
         Cell::Ignore => {
-            if is_resync(&e.tcp, index, dir, seg) {
-                resync(&mut e.tcp, dir);
-                old_local = TcpState::SynSent;
-                new_state = TcpState::SynRecv;
-            } else {
+            if !is_resync(&e.tcp, index, dir, seg) {
                 return ignore(cfg, &mut e.tcp, seg, dir, index, ReasonId::StateTableIgnored);
             }
+            if !f.resync_on_synack {
+                // 2.6.18: the firewall is out of sync; it kills the entry and drops the SYN/ACK
+                // so that the client retransmits its SYN and starts a clean entry.
+                let ev = Evidence::Cell { dir, index, state: old, result: "ignore" };
+                return Handled::DropAndKill(cfg.reason(ReasonId::OutOfSyncKilled, Some(Event::KillingOutOfSync), ev));
+            }
+            resync(&mut e.tcp, dir);
+            old_local = TcpState::SynSent;
+            new_state = TcpState::SynRecv;
         }
         Cell::To(to) => {
             new_state = to;
             match to {
+                // A SYN on a TIME_WAIT or CLOSE entry.
                 TcpState::SynSent if old >= TcpState::TimeWait => {
-                    // A SYN on a closed entry. Reopen if somebody closed it with a FIN, or if the
-                    // last packet was an RST from the side now sending the SYN; otherwise the
-                    // endpoints may still think the old connection is alive: ignore the SYN.
-                    let closed_by_fin = (e.tcp.seen[0].flags | e.tcp.seen[1].flags) & flag::CLOSE_INIT != 0;
-                    let own_rst = e.tcp.last_dir == dir && e.tcp.last_index == Index::Rst;
-                    if closed_by_fin || own_rst {
-                        return Handled::Repeat;
-                    }
-                    return ignore(cfg, &mut e.tcp, seg, dir, index, ReasonId::ReopenRefused);
+                    return reopen(cfg, e, seg, dir, index);
                 }
-                TcpState::TimeWait => {
+                TcpState::TimeWait if f.challenge_ack_in_last_ack => {
                     // An RFC 5961 challenge ACK answering a SYN ignored in LAST_ACK does not
                     // acknowledge the last FIN.
                     let ct = &mut e.tcp;
@@ -178,14 +208,17 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
                     {
                         ct.last_flags &= !flag::EXP_CHALLENGE_ACK;
                         let ev = Evidence::Cell { dir, index, state: old, result: "TIME_WAIT" };
-                        let r = cfg.reason(ReasonId::ChallengeAckIgnored, Some("challenge-ack ignored".into()), ev);
+                        let r = cfg.reason(ReasonId::ChallengeAckIgnored, Some(Event::ChallengeAckIgnored), ev);
                         return Handled::Ignored(r);
                     }
                 }
                 TcpState::SynSent2 => e.tcp.last_flags |= flag::SIMULTANEOUS_OPEN,
                 // The table keeps a reply ACK in SYN_RECV; after a simultaneous open it completes it.
                 TcpState::SynRecv
-                    if dir == Dir::Reply && index == Index::Ack && e.tcp.last_flags & flag::SIMULTANEOUS_OPEN != 0 =>
+                    if f.simultaneous_open_flag
+                        && dir == Dir::Reply
+                        && index == Index::Ack
+                        && e.tcp.last_flags & flag::SIMULTANEOUS_OPEN != 0 =>
                 {
                     new_state = TcpState::Established;
                 }
@@ -206,7 +239,7 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
 
     let mut liberal = None;
     if !skip_window {
-        match tcp_in_window(&mut e.tcp, dir, index, seg, cfg.sysctls.tcp_be_liberal) {
+        match tcp_in_window(&mut e.tcp, dir, index, seg, cfg.sysctls.tcp_be_liberal, f) {
             InWindow::Accept => {}
             InWindow::AcceptLiberal(ev) => liberal = Some(ev),
             InWindow::Ignore(ev) => return Handled::Ignored(window_reason(cfg, &ev)),
@@ -223,9 +256,13 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
     // From here on the packet is in window.
     let ct = &mut e.tcp;
     ct.last_index = index;
-    ct.last_dir = dir;
+    if f.resync_on_synack {
+        // (2.6.18 left last_dir to the ignore and retransmission paths.)
+        ct.last_dir = dir;
+    }
     ct.state = new_state;
-    if old_local != new_state && new_state == TcpState::FinWait {
+    let closer = new_state == TcpState::FinWait || (f.close_init_on_close && new_state == TcpState::Close);
+    if old_local != new_state && closer {
         ct.seen[dir.index()].flags |= flag::CLOSE_INIT;
     }
 
@@ -234,11 +271,11 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
     let unacked = (ct.seen[0].flags | ct.seen[1].flags) & flag::DATA_UNACKNOWLEDGED != 0;
     let mut timeout = if ct.retrans as u32 >= cfg.sysctls.tcp_max_retrans && state_timeout > t.max_retrans {
         t.max_retrans
-    } else if index == Index::Rst {
+    } else if f.rst_close_timeout && index == Index::Rst {
         t.close
-    } else if unacked && state_timeout > t.unacknowledged {
+    } else if f.unacknowledged_data && unacked && state_timeout > t.unacknowledged {
         t.unacknowledged
-    } else if ct.last_win == 0 && state_timeout > t.max_retrans {
+    } else if f.zero_window_retrans_cap && ct.last_win == 0 && state_timeout > t.max_retrans {
         t.max_retrans
     } else {
         state_timeout
@@ -249,11 +286,11 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
             // The only answer was an RST: there is no connection, forget the entry now.
             return Handled::Accepted { liberal, delete_entry: true };
         }
-        if index == Index::Syn && old_local == TcpState::SynSent {
+        if f.syn_retransmit_no_refresh && index == Index::Syn && old_local == TcpState::SynSent {
             // A SYN retransmission must not keep a dead entry alive forever.
             return Handled::Accepted { liberal, delete_entry: false };
         }
-        if new_state == TcpState::Established && timeout > t.unacknowledged {
+        if f.unreplied_pickup_capped && new_state == TcpState::Established && timeout > t.unacknowledged {
             // A picked-up connection nobody answered gets the short timeout.
             timeout = t.unacknowledged;
         }
@@ -265,6 +302,29 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
     }
     e.expires = Timestamp(now.0.saturating_add(timeout as i64 * 1_000_000_000));
     Handled::Accepted { liberal, delete_entry: false }
+}
+
+/// A SYN on a closed entry (TIME_WAIT or CLOSE): reopen it, or not.
+fn reopen(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, index: Index) -> Handled {
+    let ct = &e.tcp;
+    if cfg.features().reopen_by_own_close_or_higher_isn {
+        // 2.6.18: only if this side closed first, or its new ISN is beyond what it sent before;
+        // otherwise the SYN is INVALID.
+        let own = &ct.seen[dir.index()];
+        if own.has(flag::CLOSE_INIT) || after(seg.seq, own.td_end) {
+            return Handled::Repeat;
+        }
+        let ev = Evidence::Cell { dir, index, state: ct.state, result: "SYN_SENT" };
+        return Handled::Invalid(cfg.reason(ReasonId::InvalidSynReopen, Some(Event::InvalidSyn), ev));
+    }
+    // Reopen if somebody closed it with a FIN, or if the last packet was an RST from the side
+    // now sending the SYN; otherwise the endpoints may still think the old connection is alive.
+    let closed_by_fin = (ct.seen[0].flags | ct.seen[1].flags) & flag::CLOSE_INIT != 0;
+    let own_rst = ct.last_dir == dir && ct.last_index == Index::Rst;
+    if closed_by_fin || own_rst {
+        return Handled::Repeat;
+    }
+    ignore(cfg, &mut e.tcp, seg, dir, index, ReasonId::ReopenRefused)
 }
 
 /// Does this SYN/ACK acknowledge exactly the SYN conntrack ignored earlier? Then both endpoints
@@ -291,6 +351,7 @@ fn resync(ct: &mut TcpCt, dir: Dir) {
 /// Accepts a packet without letting it change the entry, remembering enough of it to re-sync
 /// if the other side proves it right.
 fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, id: ReasonId) -> Handled {
+    let f = cfg.features();
     let old = ct.state;
     ct.last_index = index;
     ct.last_dir = dir;
@@ -299,7 +360,7 @@ fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, i
     ct.last_win = seg.window;
     if index == Index::Syn && dir == Dir::Original {
         let mut opts = DirState::default();
-        opts.take_options(&seg.options);
+        opts.take_options(&seg.options, f);
         ct.last_flags = 0;
         ct.last_wscale = 0;
         if opts.has(flag::WINDOW_SCALE) {
@@ -309,12 +370,12 @@ fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, i
         if opts.has(flag::SACK_PERM) {
             ct.last_flags |= flag::SACK_PERM;
         }
-        if old == TcpState::LastAck {
+        if old == TcpState::LastAck && f.challenge_ack_in_last_ack {
             // The peer may answer with a challenge ACK, which must not count as the last ACK.
             ct.last_flags |= flag::EXP_CHALLENGE_ACK;
         }
     }
-    if old == TcpState::SynSent && index == Index::Ack && dir == Dir::Reply {
+    if f.rst_after_challenge_ack && old == TcpState::SynSent && index == Index::Ack && dir == Dir::Reply {
         // Perhaps a challenge ACK to our SYN; an RST with this sequence number may follow.
         ct.last_ack = seg.ack;
     }
@@ -323,9 +384,8 @@ fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, i
     } else {
         id
     };
-    let msg = format!("packet (index {}) in dir {} ignored, state {}", index as u8, dir as u8, old);
     let ev = Evidence::Cell { dir, index, state: old, result: "ignore" };
-    Handled::Ignored(cfg.reason(id, Some(msg), ev))
+    Handled::Ignored(cfg.reason(id, Some(Event::StateIgnored { index, dir, state: old }), ev))
 }
 
 /// What the RST special cases decided.
@@ -341,38 +401,44 @@ enum RstCheck {
 
 /// The RST rules (entered when the table says CLOSE for an RST).
 fn check_rst(cfg: &Config, e: &Entry, seg: &Segment, dir: Dir, old: TcpState) -> RstCheck {
+    let f = cfg.features();
     let ct = &e.tcp;
-    if ct.state.is_closing() {
+    if f.rst_reuse_exceptions && ct.state.is_closing() {
         // The tuple may already have been reused; the old numbers mean nothing now.
         return RstCheck::SkipWindowCheck;
     }
     let mut keep_state = false;
     let peer = ct.seen[dir.other().index()];
     // td_maxack is not trustworthy if the last thing let through was a SYN.
-    if peer.has(flag::MAXACK_SET) && ct.last_index != Index::Syn {
+    let maxack_trusted = !f.rst_reuse_exceptions || ct.last_index != Index::Syn;
+    if f.rst_maxack_check && peer.has(flag::MAXACK_SET) && maxack_trusted {
         let seq = seg.seq;
-        if seq == 0 && !e.established_and_assured() {
+        if f.rst_reuse_exceptions && seq == 0 && !e.established_and_assured() {
             // Most likely the answer to a SYN that was let through.
             return RstCheck::WindowCheck;
         }
         if before(seq, peer.td_maxack) && !cfg.sysctls.tcp_ignore_invalid_rst {
             let ev = Evidence::Rst { seq, td_maxack: peer.td_maxack };
-            return RstCheck::Invalid(cfg.reason(ReasonId::InvalidRst, Some("invalid rst".into()), ev));
+            return RstCheck::Invalid(cfg.reason(ReasonId::InvalidRst, Some(Event::InvalidRst), ev));
         }
-        if !e.established_and_assured() || seq == peer.td_maxack {
-            return RstCheck::WindowCheck;
+        if f.rst_inexact_keeps_state {
+            if !e.established_and_assured() || seq == peer.td_maxack {
+                return RstCheck::WindowCheck;
+            }
+            if ct.last_index == Index::Ack && ct.last_dir == dir && seq == ct.last_end {
+                // The RST right after this side's own data ("RST train").
+                return RstCheck::WindowCheck;
+            }
+            keep_state = true;
         }
-        if ct.last_index == Index::Ack && ct.last_dir == dir && seq == ct.last_end {
-            // The RST right after this side's own data ("RST train").
-            return RstCheck::WindowCheck;
-        }
-        keep_state = true;
     }
     // An RST answering a SYN or ACK that was let through while conntrack was out of sync
     // carries an ack for that packet: skip the window check, it may acknowledge ignored data.
-    let answers_ignored_syn = e.seen_reply && ct.last_index == Index::Syn && ct.last_dir != dir;
+    let from_other_side = !f.rst_ignored_syn_other_direction || ct.last_dir != dir;
+    let answers_ignored_syn = e.seen_reply && ct.last_index == Index::Syn && from_other_side;
     let answers_half_open_ack = !e.assured && ct.last_index == Index::Ack;
-    let answers_challenge_ack = old == TcpState::SynSent
+    let answers_challenge_ack = f.rst_after_challenge_ack
+        && old == TcpState::SynSent
         && ct.last_index == Index::Ack
         && ct.last_dir == Dir::Reply
         && seg.seq == ct.last_ack;
@@ -387,23 +453,15 @@ fn check_rst(cfg: &Config, e: &Entry, seg: &Segment, dir: Dir, old: TcpState) ->
 
 /// The reason for a failed window bound, with the kernel's log line.
 fn window_reason(cfg: &Config, ev: &WindowEvidence) -> Reason {
-    use super::window::Bound::*;
-    let v = ev.logged_value;
-    let msg = match ev.bound {
-        SeqOvershoot => format!("{v} bytes more than expected"),
-        SeqOverUpper => format!("SEQ is over upper bound {v} (over the window of the receiver)"),
-        AckOverUpper => format!("ACK is over upper bound {v} (ACKed data not seen yet)"),
-        SeqUnderLower => format!("SEQ is under lower bound {v} (already ACKed data retransmitted)"),
-        AckUnderLower => format!("ignored ACK under lower bound {v} (possible overly delayed)"),
-    };
-    cfg.reason(ReasonId::of_bound(ev.bound), Some(msg), Evidence::Window(*ev))
+    let event = Event::Window { bound: ev.bound, value: ev.logged_value };
+    cfg.reason(ReasonId::of_bound(ev.bound), Some(event), Evidence::Window(*ev))
 }
 
-/// `nf_tcp_handle_invalid`: an out-of-window FIN or RST answering the other side's FIN or RST
-/// means the endpoints are gone; shorten an assured entry's long timeout. Otherwise remember the
-/// packet as the last one seen, even though it was INVALID.
+/// `nf_tcp_handle_invalid` (6.1+): an out-of-window FIN or RST answering the other side's FIN or
+/// RST means the endpoints are gone; shorten an assured entry's long timeout. Otherwise remember
+/// the packet as the last one seen, even though it was INVALID.
 fn lower_timeout_on_invalid(cfg: &Config, e: &mut Entry, dir: Dir, index: Index, now: Timestamp) -> Option<String> {
-    if !e.assured || !matches!(index, Index::Fin | Index::Rst) {
+    if !cfg.features().lower_timeout_on_invalid_fin_rst || !e.assured || !matches!(index, Index::Fin | Index::Rst) {
         return None;
     }
     let ct = &mut e.tcp;
@@ -416,10 +474,7 @@ fn lower_timeout_on_invalid(cfg: &Config, e: &mut Entry, dir: Dir, index: Index,
         if remaining_ns > unack as i64 * 1_000_000_000 {
             e.expires = Timestamp(now.0 + unack as i64 * 1_000_000_000);
             let jiffies = unack as u64 * cfg.profile.hz as u64;
-            return Some(cfg.log(format!(
-                "packet (index {}, dir {}) response for index {} lower timeout to {}",
-                index as u8, dir as u8, ct.last_index as u8, jiffies
-            )));
+            return line(cfg.profile.log_style, Event::LowerTimeout { index, dir, last_index: ct.last_index, jiffies });
         }
         None
     } else {

@@ -16,6 +16,7 @@
 
 use super::seq::{after, before};
 use super::entry::TcpCt;
+use super::profile::{Features, RetransWindow};
 use super::state::{Dir, Index, TcpState};
 use crate::decode::{Segment, TcpOptions};
 use serde::Serialize;
@@ -70,13 +71,14 @@ impl DirState {
     }
 
     /// `tcp_options`: take window scale and SACK-permitted from a SYN. A SYN without options
-    /// leaves the old values alone, exactly as the kernel does.
-    pub fn take_options(&mut self, opts: &TcpOptions) {
+    /// leaves the old values alone, exactly as the kernel does. Before 6.1 the flags were
+    /// cleared whole, losing BE_LIBERAL.
+    pub fn take_options(&mut self, opts: &TcpOptions, f: &Features) {
         if opts.area_len == 0 {
             return;
         }
         self.td_scale = 0;
-        self.flags &= flag::BE_LIBERAL;
+        self.flags &= if f.options_keep_liberal { flag::BE_LIBERAL } else { 0 };
         if opts.sack_perm {
             self.flags |= flag::SACK_PERM;
         }
@@ -87,14 +89,15 @@ impl DirState {
     }
 
     /// Initialises the sender from a SYN or SYN/ACK (`tcp_init_sender`).
-    fn init_sender(&mut self, receiver: &mut DirState, seg: &Segment, end: u32, dir: Dir) {
+    fn init_sender(&mut self, receiver: &mut DirState, seg: &Segment, end: u32, dir: Dir, f: &Features) {
         self.td_end = end;
         self.td_maxend = end;
         self.td_maxwin = (seg.window as u32).max(1);
-        self.take_options(&seg.options);
+        self.take_options(&seg.options, f);
         // Window scaling is on only if both ends offered it (RFC 7323); decided when the
-        // responder's SYN/ACK is seen.
-        if dir == Dir::Reply && !(self.has(flag::WINDOW_SCALE) && receiver.has(flag::WINDOW_SCALE)) {
+        // responder's SYN/ACK is seen (before 6.1: whichever side initialised).
+        let decide = dir == Dir::Reply || !f.wscale_reset_on_reply_only;
+        if decide && !(self.has(flag::WINDOW_SCALE) && receiver.has(flag::WINDOW_SCALE)) {
             self.td_scale = 0;
             receiver.td_scale = 0;
         }
@@ -169,13 +172,14 @@ pub enum InWindow {
 }
 
 /// `tcp_in_window`. It reads the entry's *stored* state, not the handler's local `old`, which the
-/// re-sync path may have changed.
+/// re-sync path may have changed. `f` selects the kernel era's variant of each step.
 pub fn tcp_in_window(
     ct: &mut TcpCt,
     dir: Dir,
     index: Index,
     seg: &Segment,
     be_liberal_sysctl: bool,
+    f: &Features,
 ) -> InWindow {
     let stored_state = ct.state;
     let [s0, s1] = &mut ct.seen;
@@ -195,10 +199,12 @@ pub fn tcp_in_window(
         sack = highest_sack(seg, ack);
     }
 
-    if sender.td_maxwin == 0 {
+    // 2.6.18 marks an unseen direction by td_end == 0 (its reply side starts with td_maxwin 1).
+    let unseen = if f.reply_maxwin_starts_at_one { sender.td_end == 0 } else { sender.td_maxwin == 0 };
+    if unseen {
         // First packet seen from this direction.
-        if flags.syn() {
-            sender.init_sender(receiver, seg, end, dir);
+        if flags.syn() && (flags.ack() || f.simultaneous_open) {
+            sender.init_sender(receiver, seg, end, dir, f);
             if !flags.ack() {
                 // A SYN from the reply side: simultaneous open.
                 return InWindow::Accept;
@@ -206,28 +212,41 @@ pub fn tcp_in_window(
         } else {
             // Mid-stream: the history is lost, start from what this packet shows.
             sender.td_end = end;
-            let swin = win << sender.td_scale;
+            let swin = if f.reply_maxwin_starts_at_one { win } else { win << sender.td_scale };
             sender.td_maxwin = swin.max(1);
             sender.td_maxend = end.wrapping_add(sender.td_maxwin);
-            if receiver.td_maxwin == 0 {
-                // Nothing seen the other way yet either: make III and IV pass until it is.
-                receiver.td_end = sack;
-                receiver.td_maxend = sack;
-            } else if sack == receiver.td_end.wrapping_add(1) {
-                // Most likely the answer to a keep-alive probe.
-                receiver.td_end = receiver.td_end.wrapping_add(1);
+            if f.midstream_receiver_init {
+                if receiver.td_maxwin == 0 {
+                    // Nothing seen the other way yet either: make III and IV pass until it is.
+                    receiver.td_end = sack;
+                    receiver.td_maxend = sack;
+                } else if sack == receiver.td_end.wrapping_add(1) {
+                    // Most likely the answer to a keep-alive probe.
+                    receiver.td_end = receiver.td_end.wrapping_add(1);
+                }
             }
         }
-    } else if flags.syn()
-        && after(end, sender.td_end)
-        && matches!(stored_state, TcpState::SynSent | TcpState::SynRecv)
-    {
-        // A SYN or SYN/ACK retransmitted with a higher sequence number (RFC 793: a
-        // reinitialised TCP uses larger numbers): start this direction over.
-        sender.init_sender(receiver, seg, end, dir);
-        if dir == Dir::Reply && !flags.ack() {
-            return InWindow::Accept;
+    } else if f.reinit_on_any_higher_syn {
+        if flags.syn()
+            && after(end, sender.td_end)
+            && matches!(stored_state, TcpState::SynSent | TcpState::SynRecv)
+        {
+            // A SYN or SYN/ACK retransmitted with a higher sequence number (RFC 793: a
+            // reinitialised TCP uses larger numbers): start this direction over.
+            sender.init_sender(receiver, seg, end, dir, f);
+            if dir == Dir::Reply && !flags.ack() {
+                return InWindow::Accept;
+            }
         }
+    } else if ((stored_state == TcpState::SynSent && dir == Dir::Original)
+        || (stored_state == TcpState::SynRecv && dir == Dir::Reply))
+        && after(end, sender.td_end)
+    {
+        // Older kernels: the handshake side still opening may move its numbers forward.
+        sender.td_end = end;
+        sender.td_maxend = end;
+        sender.td_maxwin = win.max(1);
+        sender.take_options(&seg.options, f);
     }
 
     if !flags.ack() {
@@ -240,7 +259,15 @@ pub fn tcp_in_window(
         sack = ack;
     }
 
-    if flags.rst() && seq == 0 && stored_state == TcpState::SynSent {
+    let answers_syn = flags.rst() && seq == 0 && stored_state == TcpState::SynSent;
+    if f.zero_length_skips_seq_checks {
+        // Old kernels: a segment without data is assumed in window and only its ACK is checked;
+        // RSTs are always checked by sequence, except one answering a SYN.
+        if seq == end && (!flags.rst() || answers_syn) {
+            seq = sender.td_end;
+            end = seq;
+        }
+    } else if answers_syn {
         // An RST answering a SYN.
         seq = sender.td_end;
         end = seq;
@@ -263,48 +290,62 @@ pub fn tcp_in_window(
         if liberal { InWindow::AcceptLiberal(ev) } else { result(ev) }
     };
 
-    // I: not beyond the right edge of the receiver's window.
-    if !before(seq, sender.td_maxend.wrapping_add(1)) {
-        let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
-        let ack_ok = after(sack, receiver.td_end.wrapping_sub(max_ack_window(sender)).wrapping_sub(1));
-        let in_recv_win = receiver.td_maxwin != 0
-            && after(end, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1));
-        if in_recv_win
-            && ack_ok
-            && overshot <= receiver.td_maxwin
-            && before(sack, receiver.td_end.wrapping_add(1))
-        {
-            // Some stacks send a little more than the window allows. Remember the data was
-            // sent, so that the ACK for it will not look like "ACK over upper bound" later.
-            let ev = evidence(Bound::SeqOvershoot, overshot, Some(overshot), sender, receiver);
-            sender.td_end = end;
-            sender.flags |= flag::DATA_UNACKNOWLEDGED;
-            return fail(InWindow::Ignore, ev);
-        }
-        let ev = evidence(Bound::SeqOverUpper, sender.td_maxend.wrapping_add(1), Some(overshot), sender, receiver);
-        return fail(InWindow::Invalid, ev);
-    }
-
-    // III: acknowledges nothing that was not sent.
-    if !before(sack, receiver.td_end.wrapping_add(1)) {
-        let ev = evidence(Bound::AckOverUpper, receiver.td_end.wrapping_add(1), None, sender, receiver);
-        return fail(InWindow::Invalid, ev);
-    }
-
-    // II: some of the segment is still inside the receiver's window (if it is known).
-    let in_recv_win = receiver.td_maxwin == 0
+    let seq_ok = before(seq, sender.td_maxend.wrapping_add(1));
+    let ack_ok = before(sack, receiver.td_end.wrapping_add(1));
+    let in_recv_win = (f.unknown_receiver_window_passes_ii && receiver.td_maxwin == 0)
         || after(end, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1));
-    if !in_recv_win {
-        let bound = sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1);
-        let ev = evidence(Bound::SeqUnderLower, bound, None, sender, receiver);
-        return fail(InWindow::Ignore, ev);
-    }
+    let ack_lower = receiver.td_end.wrapping_sub(max_ack_window(sender));
+    let ack_not_ancient = if f.ack_lower_bound_uses_sack {
+        after(sack, ack_lower.wrapping_sub(1))
+    } else {
+        after(ack, ack_lower)
+    };
 
-    // IV: not an ACK from long ago.
-    let lower = receiver.td_end.wrapping_sub(max_ack_window(sender)).wrapping_sub(1);
-    if !after(sack, lower) {
-        let ev = evidence(Bound::AckUnderLower, lower, None, sender, receiver);
-        return fail(InWindow::Ignore, ev);
+    if f.tristate_window {
+        // I: not beyond the right edge of the receiver's window.
+        if !seq_ok {
+            let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
+            let in_known_win = receiver.td_maxwin != 0 && in_recv_win;
+            if f.overshoot_workaround && in_known_win && ack_not_ancient && overshot <= receiver.td_maxwin && ack_ok {
+                // Some stacks send a little more than the window allows. Remember the data was
+                // sent, so that the ACK for it will not look like "ACK over upper bound" later.
+                let ev = evidence(Bound::SeqOvershoot, overshot, Some(overshot), sender, receiver);
+                sender.td_end = end;
+                sender.flags |= flag::DATA_UNACKNOWLEDGED;
+                return fail(InWindow::Ignore, ev);
+            }
+            let ev = evidence(Bound::SeqOverUpper, sender.td_maxend.wrapping_add(1), Some(overshot), sender, receiver);
+            return fail(InWindow::Invalid, ev);
+        }
+        // III: acknowledges nothing that was not sent.
+        if !ack_ok {
+            let ev = evidence(Bound::AckOverUpper, receiver.td_end.wrapping_add(1), None, sender, receiver);
+            return fail(InWindow::Invalid, ev);
+        }
+        // II: some of the segment is still inside the receiver's window (if it is known).
+        if !in_recv_win {
+            let bound = sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1);
+            return fail(InWindow::Ignore, evidence(Bound::SeqUnderLower, bound, None, sender, receiver));
+        }
+        // IV: not an ACK from long ago.
+        if !ack_not_ancient {
+            let bound = ack_lower.wrapping_sub(1);
+            return fail(InWindow::Ignore, evidence(Bound::AckUnderLower, bound, None, sender, receiver));
+        }
+    } else {
+        // Before 6.1 every failed bound is INVALID, and the log names the first of I, II, III, IV.
+        let failed = [
+            (seq_ok, Bound::SeqOverUpper, sender.td_maxend.wrapping_add(1)),
+            (in_recv_win, Bound::SeqUnderLower, sender.td_end.wrapping_sub(receiver.td_maxwin).wrapping_sub(1)),
+            (ack_ok, Bound::AckOverUpper, receiver.td_end.wrapping_add(1)),
+            (ack_not_ancient, Bound::AckUnderLower, ack_lower.wrapping_sub(1)),
+        ]
+        .into_iter()
+        .find(|(ok, ..)| !ok);
+        if let Some((_, bound, value)) = failed {
+            let overshoot = (bound == Bound::SeqOverUpper).then(|| end.wrapping_sub(sender.td_maxend).wrapping_add(1));
+            return fail(InWindow::Invalid, evidence(bound, value, overshoot, sender, receiver));
+        }
     }
 
     // All bounds hold: learn from the segment.
@@ -317,9 +358,11 @@ pub fn tcp_in_window(
     }
     if after(end, sender.td_end) {
         sender.td_end = end;
-        sender.flags |= flag::DATA_UNACKNOWLEDGED;
+        if f.unacknowledged_data {
+            sender.flags |= flag::DATA_UNACKNOWLEDGED;
+        }
     }
-    if flags.ack() {
+    if flags.ack() && f.rst_maxack_check {
         if !sender.has(flag::MAXACK_SET) {
             sender.td_maxack = ack;
             sender.flags |= flag::MAXACK_SET;
@@ -328,7 +371,7 @@ pub fn tcp_in_window(
         }
     }
 
-    if receiver.td_maxwin != 0 && after(end, sender.td_maxend) {
+    if (receiver.td_maxwin != 0 || f.reply_maxwin_starts_at_one) && after(end, sender.td_maxend) {
         receiver.td_maxwin = receiver.td_maxwin.wrapping_add(end.wrapping_sub(sender.td_maxend));
     }
     if after(sack.wrapping_add(win), receiver.td_maxend.wrapping_sub(1)) {
@@ -337,21 +380,27 @@ pub fn tcp_in_window(
             receiver.td_maxend = receiver.td_maxend.wrapping_add(1);
         }
     }
-    if ack == receiver.td_end {
+    if ack == receiver.td_end && f.unacknowledged_data {
         receiver.flags &= !flag::DATA_UNACKNOWLEDGED;
     }
 
     // Count identical retransmissions of ACK-class segments.
     if index == Index::Ack {
-        if ct.last_dir == dir && ct.last_seq == seq && ct.last_ack == ack && ct.last_end == end && ct.last_win == win_raw
-        {
+        // The window the kernel of this era compares and remembers (3.x: scaled, and cut to the
+        // 16 bits of its `last_win` field).
+        let compared_win = match f.retrans_window {
+            RetransWindow::Raw => win_raw,
+            RetransWindow::Scaled => win as u16,
+            RetransWindow::Ignored => ct.last_win,
+        };
+        if ct.last_dir == dir && ct.last_seq == seq && ct.last_ack == ack && ct.last_end == end && ct.last_win == compared_win {
             ct.retrans = ct.retrans.wrapping_add(1);
         } else {
             ct.last_dir = dir;
             ct.last_seq = seq;
             ct.last_ack = ack;
             ct.last_end = end;
-            ct.last_win = win_raw;
+            ct.last_win = compared_win;
             ct.retrans = 0;
         }
     }

@@ -295,6 +295,32 @@ pub const CATALOGUE: &[ReasonInfo] = &[
         fixes: &["raise net.netfilter.nf_conntrack_max", "shorten timeouts", "NOTRACK traffic that needs no state"],
         be_liberal_helps: false,
     },
+    ReasonInfo {
+        id: ReasonId::InvalidSynReopen,
+        category: Category::StaleTuple,
+        outcome: Outcome::Invalid,
+        kernel_log: "ip_ct_tcp: invalid SYN (2.6.18)",
+        explanation: "2.6.18 only: a SYN met an entry in TIME_WAIT or CLOSE of the same orientation, but the client neither closed the old connection first nor chose an initial sequence number beyond the old connection's, so ip_conntrack refused to reopen the entry. Later kernels reopen it (or ignore the SYN).",
+        causes: &[
+            "the server closed first (or reset the connection) and the client reused the port with an ISN that went backwards: other OSes, NAT devices reusing ports for different inside hosts, load balancers",
+        ],
+        fixes: &[
+            "upgrade the kernel (any modern kernel reopens such an entry)",
+            "shorten ip_conntrack_tcp_timeout_time_wait / _close so stale entries go sooner",
+            "let the client close first, or avoid port reuse with decreasing ISNs",
+        ],
+        be_liberal_helps: false,
+    },
+    ReasonInfo {
+        id: ReasonId::OutOfSyncKilled,
+        category: Category::StaleTuple,
+        outcome: Outcome::Dropped,
+        kernel_log: "ip_ct_tcp: killing out of sync session (2.6.18)",
+        explanation: "2.6.18 only: the server's SYN/ACK acknowledged a SYN conntrack had ignored on a stale entry. ip_conntrack destroyed the stale entry and dropped the SYN/ACK, so the client must retransmit its SYN (about 3 s later), which then creates a clean entry. Later kernels re-sync instead.",
+        causes: &["a client reused a port while conntrack still held the previous connection in SYN_RECV to LAST_ACK"],
+        fixes: &["upgrade the kernel (modern kernels re-sync without a drop)", "expect a 3-second connect delay, not a failure"],
+        be_liberal_helps: false,
+    },
 ];
 
 /// The catalogue entry of a reason.
