@@ -60,6 +60,11 @@ impl Run {
         s.set(assignment).unwrap();
         Run::with(s)
     }
+    /// A run emulating another kernel era.
+    fn kernel(name: &str) -> Run {
+        let profile = Profile::by_name(name).expect("known profile");
+        Run { ct: Conntrack::new(profile, Sysctls::default()), frame: 0, now: Timestamp::from_secs(1_000) }
+    }
     fn with(sysctls: Sysctls) -> Run {
         Run { ct: Conntrack::new(Profile::latest(), sysctls), frame: 0, now: Timestamp::from_secs(1_000) }
     }
@@ -352,4 +357,133 @@ fn t33_table_full_drops_when_nothing_can_be_evicted() {
     let v = r.send(seg(other, S, "S", 1, 0, 1000, 0));
     assert_eq!(v.action, Action::Drop);
     assert_eq!(v.reason.unwrap().id, ReasonId::TableFull);
+}
+
+// ---- older kernels (the spec's §14 columns "≤6.0" and "C5"; 2.6.18 read against CentOS 5's
+// ip_conntrack_proto_tcp.c) ----
+
+#[test]
+fn c5_t02_psh_counts_in_the_flag_check() {
+    let mut r = Run::kernel("2.6.18");
+    assert_eq!(log(&r.c("SU", 1000, 0)), "ip_ct_tcp: invalid TCP flag combination");
+    let mut r = Run::kernel("2.6.18");
+    r.handshake();
+    assert_eq!(log(&r.s("RP", 5001, 0)), "ip_ct_tcp: invalid TCP flag combination");
+    let mut r = Run::kernel("2.6.18");
+    assert_eq!(r.c("SP", 1000, 0).ct_state, CtState::New, "SYN+PSH is valid in 2.6.18");
+}
+
+#[test]
+fn c5_t19_backwards_isn_in_time_wait_is_an_invalid_syn() {
+    for (kernel, isn, expect) in [("2.6.18", 500, CtState::Invalid), ("2.6.18", 600_000, CtState::New), ("latest", 500, CtState::New)] {
+        let mut r = Run::kernel(kernel);
+        r.handshake();
+        r.s("F.", 5001, 1001);
+        r.c(".", 1001, 5002);
+        r.c("F.", 1001, 5002);
+        assert_eq!(r.s(".", 5002, 1002).state_after, Some(TcpState::TimeWait));
+        let v = r.c("S", isn, 0);
+        assert_eq!(v.ct_state, expect, "{kernel} isn {isn}");
+        if expect == CtState::Invalid {
+            assert_eq!(log(&v), "ip_ct_tcp: invalid SYN");
+            assert_eq!(v.reason.unwrap().id, ReasonId::InvalidSynReopen);
+        }
+    }
+}
+
+#[test]
+fn c5_t22_synack_answering_an_ignored_syn_kills_the_entry() {
+    let mut r = Run::kernel("2.6.18");
+    r.handshake();
+    let v = r.c("S", 700000, 0);
+    assert_eq!((v.ct_state, v.action), (CtState::Established, Action::Ignore));
+    assert_eq!(log(&v), "ip_ct_tcp: invalid packet ignored");
+    let v = r.s("S.", 9000, 700001);
+    assert_eq!(v.action, Action::Drop);
+    assert_eq!(log(&v), "ip_ct_tcp: killing out of sync session");
+    assert_eq!(r.ct.entries(), 0);
+    r.wait(3);
+    assert_eq!(r.c("S", 700000, 0).ct_state, CtState::New);
+}
+
+#[test]
+fn c5_t23_reversed_pickup_lives_five_days() {
+    let mut r = Run::kernel("2.6.18");
+    assert_eq!(r.s(".", 7000, 3000).ct_state, CtState::New);
+    r.wait(10);
+    let v = r.c("S", 9000, 0);
+    assert_eq!(log(&v), "ip_ct_tcp: invalid state");
+    r.wait(400);
+    let v = r.c("S", 9000, 0);
+    assert_eq!((v.action, log(&v).as_str()), (Action::Invalid, "ip_ct_tcp: invalid state"), "still there 410 s later");
+    assert_eq!(r.entry().expires.0 - r.now.0, 432_000 * 1_000_000_000 - 410 * 1_000_000_000);
+}
+
+#[test]
+fn c5_t24_no_simultaneous_open() {
+    let mut r = Run::kernel("2.6.18");
+    r.c("S", 1000, 0);
+    assert_eq!(log(&r.s("S", 5000, 0)), "ip_ct_tcp: invalid state");
+}
+
+#[test]
+fn c5_t35_lower_syn_retransmission_is_below_the_window() {
+    let mut r = Run::kernel("2.6.18");
+    r.c("S", 1000, 0);
+    r.wait(5);
+    let v = r.c("S", 500, 0);
+    assert_eq!(log(&v), "ip_ct_tcp: SEQ is under the lower bound (already ACKed data retransmitted)");
+    let mut r = Run::new();
+    r.c("S", 1000, 0);
+    assert_eq!(r.c("S", 500, 0).action, Action::Accept);
+}
+
+#[test]
+fn c5_t15_rst_below_max_ack_closes() {
+    let mut r = Run::kernel("2.6.18");
+    r.handshake();
+    let v = r.s("R", 4000, 0);
+    assert_eq!((v.action, v.state_after), (Action::Accept, Some(TcpState::Close)));
+}
+
+#[test]
+fn v5_14_window_failures_are_all_invalid() {
+    let mut r = Run::kernel("5.14");
+    r.handshake();
+    let v = r.send(seg(C, S, "P.", 66200, 5001, 64240, 100));
+    assert_eq!(v.action, Action::Invalid);
+    assert_eq!(log(&v), "nf_ct_proto_6: SEQ is over the upper bound (over the window of the receiver)");
+    let v = r.c(".", 1001, 9000);
+    assert_eq!(log(&v), "nf_ct_proto_6: ACK is over the upper bound (ACKed data not seen yet)");
+}
+
+#[test]
+fn v5_14_t20_state_invalid_text() {
+    let mut r = Run::kernel("rhel9");
+    r.handshake();
+    assert_eq!(log(&r.s("S", 7000, 0)), "nf_ct_proto_6: invalid state");
+}
+
+#[test]
+fn c5_t29_syn_retransmissions_refresh() {
+    let mut r = Run::kernel("2.6.18");
+    r.c("S", 1000, 0);
+    for wait in [1, 2, 4, 8, 16, 32] {
+        r.wait(wait);
+        r.c("S", 1000, 0);
+    }
+    r.wait(150 - 63);
+    assert_eq!(r.s("S.", 5000, 1001).state_after, Some(TcpState::SynRecv));
+}
+
+#[test]
+fn kernel_feature_switch_emulates_a_backport() {
+    // A 5.14 kernel with the 6.1 window changes backported ignores the overshoot.
+    let mut profile = Profile::by_name("5.14").unwrap();
+    profile.apply_feature("+tristate-window").unwrap();
+    profile.apply_feature("+overshoot-workaround").unwrap();
+    let mut r = Run { ct: Conntrack::new(profile, Sysctls::default()), frame: 0, now: Timestamp::from_secs(1_000) };
+    r.handshake();
+    let v = r.send(seg(C, S, "P.", 66200, 5001, 64240, 100));
+    assert_eq!(v.action, Action::Ignore);
 }
