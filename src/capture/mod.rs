@@ -22,6 +22,8 @@ mod tests;
 
 use input::Input;
 
+pub mod writer;
+
 /// A link-layer header type (`LINKTYPE_*` value of pcap / pcapng).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkType(pub u32);
