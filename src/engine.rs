@@ -250,15 +250,7 @@ fn count(summary: &mut Summary, v: &Verdict, skip: Option<&Skip>) {
         return;
     }
     summary.tcp_packets += 1;
-    let state = match v.ct_state {
-        CtState::New => "new",
-        CtState::Established => "established",
-        CtState::Related => "related",
-        CtState::Invalid => "invalid",
-        CtState::Untracked => "untracked",
-        CtState::Skipped => "skipped",
-    };
-    *summary.ct_states.entry(state.into()).or_default() += 1;
+    *summary.ct_states.entry(v.ct_state.as_str().into()).or_default() += 1;
     if v.ct_state == CtState::New && v.action == Action::Accept {
         summary.flows += 1;
     }
@@ -310,7 +302,7 @@ pub struct FailPolicy {
 
 impl FailPolicy {
     pub fn counts(&self, v: &Verdict) -> bool {
-        if !matches!(v.action, Action::Invalid | Action::Drop) {
+        if !v.is_invalid() {
             return false;
         }
         let id = v.reason.as_ref().map(|r| r.id);
