@@ -2,7 +2,10 @@
 //!
 //! Every format is a [`crate::engine::Sink`]; none of them decides anything about a packet.
 
+pub mod cells;
 pub mod jsonl;
 pub mod reasons;
 pub mod record;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod test_support;
