@@ -4,7 +4,7 @@
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, TruncatedFrames, Vantage};
-use crate::report::{jsonl::JsonLines, table::TableReport};
+use crate::report::{jsonl::JsonLines, table::TableReport, tee::Tee};
 use crate::verdict::ReasonId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{self, Write};
@@ -185,8 +185,8 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
             Format::Table => Box::new(TableReport::new(out, args.all, None)),
             Format::Jsonl => Box::new(JsonLines::new(out, args.all)),
         };
-        let mut counting = FailureCounter { inner: report.as_mut(), policy: &policy, failures: 0 };
-        let summary = engine::analyze(&args.captures, &settings, &mut counting)?;
+        let mut counting = FailureCounter { policy: &policy, failures: 0 };
+        let summary = engine::analyze(&args.captures, &settings, &mut Tee::new(vec![report.as_mut(), &mut counting]))?;
         Ok((summary, counting.failures))
     })?;
     let (summary, failures) = summary;
@@ -225,27 +225,26 @@ fn with_output<T>(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> anyhow:
     }
 }
 
-/// Passes everything on, counting the packets the fail policy counts.
+/// Counts the packets the fail policy counts (for the exit code).
 struct FailureCounter<'a> {
-    inner: &'a mut dyn Sink,
     policy: &'a FailPolicy,
     failures: u64,
 }
 
 impl Sink for FailureCounter<'_> {
-    fn begin(&mut self, run: &RunInfo) -> io::Result<()> {
-        self.inner.begin(run)
+    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
+        Ok(())
     }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         if self.policy.counts(&obs.verdict) {
             self.failures += 1;
         }
-        self.inner.packet(obs)
+        Ok(())
     }
-    fn error(&mut self, err: &crate::capture::CaptureError) -> io::Result<()> {
-        self.inner.error(err)
+    fn error(&mut self, _: &crate::capture::CaptureError) -> io::Result<()> {
+        Ok(())
     }
-    fn end(&mut self, summary: &Summary) -> io::Result<()> {
-        self.inner.end(summary)
+    fn end(&mut self, _: &Summary) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! meet conntrack at LOCAL_OUT, where checksums are not verified — which matters, because such
 //! captures show the unfinished checksums of transmit offload.
 
-use crate::capture::{CaptureError, CaptureSet, LinkDirection, LinkType, Timestamp};
+use crate::capture::{CaptureError, CaptureFile, CaptureSet, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::conntrack::{Conntrack, Hook, Packet};
@@ -89,6 +89,24 @@ pub trait Sink {
     /// An input could not be read (further); what came before has been delivered.
     fn error(&mut self, err: &CaptureError) -> io::Result<()>;
     fn end(&mut self, summary: &Summary) -> io::Result<()>;
+    /// How far the run has got; called every [`PROGRESS_EVERY`] frames. Only progress displays
+    /// need it, so it does nothing unless implemented.
+    fn progress(&mut self, progress: &Progress<'_>) -> io::Result<()> {
+        let _ = progress;
+        Ok(())
+    }
+}
+
+/// Frames between [`Sink::progress`] calls: rare enough to cost nothing, frequent enough for a
+/// display to move several times a second.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+/// How far a run has got.
+pub struct Progress<'a> {
+    /// Frames read so far, over all inputs.
+    pub frames: u64,
+    /// The inputs, each with the frames and (decompressed) bytes read from it so far.
+    pub files: &'a [CaptureFile],
 }
 
 /// Facts about a run known before the first packet.
@@ -232,6 +250,9 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
             verdict,
             skip,
         })?;
+        if summary.frames % PROGRESS_EVERY == 0 {
+            sink.progress(&Progress { frames: summary.frames, files: captures.files() })?;
+        }
     }
 
     summary.local_addresses = vantage.local.iter().map(|a| a.to_string()).collect();

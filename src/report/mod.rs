@@ -7,5 +7,6 @@ pub mod jsonl;
 pub mod reasons;
 pub mod record;
 pub mod table;
+pub mod tee;
 #[cfg(test)]
 pub(crate) mod test_support;
