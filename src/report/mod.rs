@@ -3,6 +3,7 @@
 //! Every format is a [`crate::engine::Sink`]; none of them decides anything about a packet.
 
 pub mod cells;
+pub mod json;
 pub mod jsonl;
 pub mod reasons;
 pub mod record;
