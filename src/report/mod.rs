@@ -5,6 +5,7 @@
 pub mod cells;
 pub mod json;
 pub mod jsonl;
+pub mod markdown;
 pub mod reasons;
 pub mod record;
 pub mod table;
