@@ -106,6 +106,7 @@ mod tests {
             TestFrame::tcp(2, ".").invalid(ReasonId::InvalidNew, &["nf_ct_proto_6: invalid new"]),
             TestFrame::tcp(3, "P."),
             TestFrame::tcp(4, "R").invalid(ReasonId::InvalidRst, &["nf_ct_proto_6: invalid rst"]),
+            TestFrame::skipped(5, crate::decode::Skip::NotTcp { protocol: 17 }),
         ]
     }
 
@@ -163,7 +164,9 @@ mod tests {
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
             .filter(|v| v["type"] == "packet")
             .collect();
-        assert_eq!(from_lines.len(), 4, "--all: every frame");
+        assert_eq!(from_lines.len(), 5, "--all: every frame");
+        assert_eq!(from_lines[4]["ct_state"], "skipped");
+        assert_eq!(from_lines[4]["skip"], "not TCP (IP protocol 17)");
         assert_eq!(doc["packets"].as_array().unwrap(), &from_lines);
         assert_eq!(from_lines[0]["file"], 0, "several captures: records name their file");
     }

@@ -4,6 +4,7 @@
 
 pub mod cells;
 pub mod json;
+pub mod invalid_capture;
 pub mod jsonl;
 pub mod markdown;
 pub mod reasons;
