@@ -7,6 +7,7 @@ pub mod json;
 pub mod invalid_capture;
 pub mod jsonl;
 pub mod markdown;
+pub mod progress;
 pub mod reasons;
 pub mod record;
 pub mod table;
