@@ -8,7 +8,6 @@ use crate::report::{jsonl::JsonLines, table::TableReport, tee::Tee};
 use crate::verdict::ReasonId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -114,15 +113,7 @@ fn parse_reason(s: &str) -> Result<ReasonId, String> {
 }
 
 fn parse_vantage(s: &str) -> Result<Vantage, String> {
-    match s {
-        "forward" => Ok(Vantage::Forward),
-        "auto" => Ok(Vantage::Auto),
-        _ => {
-            let addrs = s.strip_prefix("host=").ok_or("expected forward, auto or host=ADDR[,ADDR]")?;
-            let parsed: Result<Vec<IpAddr>, _> = addrs.split(',').map(|a| a.trim().parse::<IpAddr>()).collect();
-            parsed.map(Vantage::Host).map_err(|e| format!("{addrs:?}: {e}"))
-        }
-    }
+    s.parse()
 }
 
 impl TrackerArgs {

@@ -38,8 +38,26 @@ impl Vantage {
     }
 }
 
+/// The inverse of [`Vantage::describe`]: `forward`, `auto`, `host=ADDR[,ADDR]`.
+impl std::str::FromStr for Vantage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Vantage, String> {
+        match s {
+            "forward" => Ok(Vantage::Forward),
+            "auto" => Ok(Vantage::Auto),
+            _ => {
+                let addrs = s.strip_prefix("host=").ok_or("expected forward, auto or host=ADDR[,ADDR]")?;
+                let parsed: Result<Vec<IpAddr>, _> = addrs.split(',').map(|a| a.trim().parse::<IpAddr>()).collect();
+                parsed.map(Vantage::Host).map_err(|e| format!("{addrs:?}: {e}"))
+            }
+        }
+    }
+}
+
 /// What to do with frames the capture cut short (snaplen).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TruncatedFrames {
     /// Track them: lengths come from the IP header, which is what the kernel saw.
     Track,
