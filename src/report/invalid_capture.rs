@@ -156,9 +156,11 @@ mod tests {
     use crate::report::test_support::TestFrame;
     use crate::verdict::ReasonId;
 
-    /// Frame, link type, timestamp, bytes and orig_len of every frame of a capture file, and
-    /// the file's format and resolution.
-    fn read_back(path: &Path) -> (FileFormat, bool, Vec<(u64, LinkType, Timestamp, Vec<u8>, u32)>) {
+    /// Frame number, link type, timestamp, bytes and orig_len.
+    type Written = (u64, LinkType, Timestamp, Vec<u8>, u32);
+
+    /// Every frame of a capture file, and the file's format and resolution.
+    fn read_back(path: &Path) -> (FileFormat, bool, Vec<Written>) {
         let mut set = CaptureSet::open(&[path.to_str().unwrap()]).expect("a capture");
         let mut frames = Vec::new();
         while let Some(f) = set.next_frame() {
