@@ -43,6 +43,7 @@ pub struct InvalidCapture {
     /// The link type of the first frame of the run, for the header of a capture with no frames.
     first_linktype: Option<LinkType>,
     frames: u64,
+    pcapng: bool,
 }
 
 impl InvalidCapture {
@@ -54,6 +55,7 @@ impl InvalidCapture {
             writer: Some(Writer::NotStarted(temp_beside(dest)?)),
             first_linktype: None,
             frames: 0,
+            pcapng: false,
         })
     }
 
@@ -62,13 +64,21 @@ impl InvalidCapture {
         self.frames
     }
 
+    /// Whether the INVALID frames had several link types, so the file is pcapng, not pcap.
+    pub fn is_pcapng(&self) -> bool {
+        self.pcapng
+    }
+
     fn write(&mut self, linktype: LinkType, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
         let writer = match self.writer.take().expect("writer present until end") {
             Writer::NotStarted(tmp) => {
                 let w = PcapWriter::new(BufWriter::new(tmp), linktype, SNAPLEN, RES)?;
                 Writer::Pcap { w, linktype }
             }
-            Writer::Pcap { w, linktype: first } if first != linktype => self.to_pcapng(w)?,
+            Writer::Pcap { w, linktype: first } if first != linktype => {
+                self.pcapng = true;
+                self.to_pcapng(w)?
+            }
             other => other,
         };
         self.writer = Some(writer);
@@ -114,7 +124,11 @@ fn interface(w: &mut PcapNgWriter<Out>, interfaces: &mut Vec<LinkType>, linktype
 /// A temporary file in `dest`'s directory, so that the final rename stays on one file system.
 fn temp_beside(dest: &Path) -> io::Result<NamedTempFile> {
     let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    NamedTempFile::new_in(dir)
+    // tempfile's own message names the random temporary name, which means nothing to the user
+    NamedTempFile::new_in(dir).map_err(|e| {
+        let cause = e.raw_os_error().map_or_else(|| e.to_string(), |code| io::Error::from_raw_os_error(code).to_string());
+        io::Error::new(e.kind(), format!("cannot create a file in {}: {cause}", dir.display()))
+    })
 }
 
 impl Sink for InvalidCapture {
@@ -216,7 +230,12 @@ mod tests {
             TestFrame::tcp(5, ".").linktype(LinkType::LINUX_SLL2),
             invalid(6).linktype(LinkType::LINUX_SLL2),
         ];
-        run(&dest, &frames);
+        let mut sink = InvalidCapture::create(&dest).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            sink.packet(&f.obs()).unwrap();
+            assert_eq!(sink.is_pcapng(), i >= 2);
+        }
+        sink.end(&Summary::default()).unwrap();
         let (format, _, got) = read_back(&dest);
         assert_eq!(format, FileFormat::Pcapng);
         let want: Vec<_> = frames
