@@ -126,7 +126,9 @@ fn temp_beside(dest: &Path) -> io::Result<NamedTempFile> {
     let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // tempfile's own message names the random temporary name, which means nothing to the user
     NamedTempFile::new_in(dir).map_err(|e| {
-        let cause = e.raw_os_error().map_or_else(|| e.to_string(), |code| io::Error::from_raw_os_error(code).to_string());
+        // tempfile appends ` at path "…/.tmpXXXX"` (a name the user never chose) to the OS error
+        let full = e.to_string();
+        let cause = full.split(" at path ").next().unwrap_or(&full);
         io::Error::new(e.kind(), format!("cannot create a file in {}: {cause}", dir.display()))
     })
 }
@@ -270,6 +272,7 @@ mod tests {
 
     #[test]
     fn an_unwritable_place_fails_at_once() {
-        assert!(InvalidCapture::create(Path::new("/nonexistent-dir/invalid.pcap")).is_err());
+        let err = InvalidCapture::create(Path::new("/nonexistent-dir/invalid.pcap")).err().unwrap();
+        assert_eq!(err.to_string(), "cannot create a file in /nonexistent-dir: No such file or directory (os error 2)");
     }
 }
