@@ -119,7 +119,12 @@ impl<W: Write> MarkdownReport<W> {
         };
         let (invalid, dropped, ignored, logged) =
             (total(|o| o.invalid + o.dropped), total(|o| o.dropped), total(|o| o.ignored), total(|o| o.logged));
-        let mut p = format!("**What ctreplay found:** {} frames, {} of them TCP packets, {} connections tracked. ", s.frames, s.tcp_packets, s.flows);
+        let mut p = format!(
+            "**What ctreplay found:** {} ({}, {} tracked). ",
+            plural(s.frames, "frame"),
+            plural(s.tcp_packets, "TCP packet"),
+            plural(s.flows, "connection")
+        );
         if invalid == 0 {
             p.push_str("Conntrack classes **no packet INVALID**");
         } else {
@@ -166,6 +171,11 @@ fn entry_line(e: &EntryInfo) -> String {
         Dir::Reply => "reply",
     };
     format!("{origin}, state {}, orientation {orientation}", e.state)
+}
+
+/// `1 frame`, `2 frames`.
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// A table cell: `|` would end the cell, a line break the row.
@@ -322,7 +332,7 @@ mod tests {
     fn heading_findings_table_and_explanations() {
         let md = markdown(100, &frames());
         let expected_start = "## ctreplay: `proxy.pcap`\n\n\
-**What ctreplay found:** 20 frames, 18 of them TCP packets, 2 connections tracked. \
+**What ctreplay found:** 20 frames (18 TCP packets, 2 connections tracked). \
 Conntrack classes **2 INVALID** (`syn-meets-reversed-entry` ×2); \
 it accepts but ignores **1** (`seq-overshoot-ignored` ×1).\n\
 Replayed with kernel profile `latest`, sysctls defaults, vantage `auto`. 2 frames never reached conntrack (not TCP, or dropped before it).\n\n\
@@ -362,8 +372,11 @@ Replayed with kernel profile `latest`, sysctls defaults, vantage `auto`. 2 frame
 
     #[test]
     fn clean_capture() {
-        let md = markdown(10, &[TestFrame::tcp(1, "S")]);
-        assert!(md.contains("Conntrack classes **no packet INVALID**."), "{md}");
+        let mut out = Vec::new();
+        let summary = Summary { frames: 1, tcp_packets: 1, flows: 1, ..Summary::default() };
+        render(MarkdownReport::new(&mut out, false), &[TestFrame::tcp(1, "S")], &summary);
+        let md = String::from_utf8(out).unwrap();
+        assert!(md.contains("**What ctreplay found:** 1 frame (1 TCP packet, 1 connection tracked). Conntrack classes **no packet INVALID**."), "{md}");
         assert!(!md.contains("| frame |") && !md.contains("###"), "{md}");
     }
 

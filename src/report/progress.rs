@@ -34,22 +34,33 @@ impl ProgressBar {
     }
 
     /// The bar, once the run has been going long enough.
-    fn bar(&mut self, files: &[CaptureFile]) -> Option<&indicatif::ProgressBar> {
+    fn bar(&mut self, p: &Progress<'_>) -> Option<&indicatif::ProgressBar> {
+        let files = p.files;
         if self.bar.is_none() && self.started.elapsed() >= self.delay {
             let target = self.target.take()?;
+            // wide_bar takes what the terminal has left, so the line never wraps
             let (len, template) = match total_bytes(&self.captures, files) {
-                Some(total) => (Some(total), "{bar:40} {bytes}/{total_bytes} ({eta} left) {msg}"),
+                Some(total) => (Some(total), "{wide_bar} {bytes}/{total_bytes}, {msg}, {eta} left"),
                 None => (None, "{spinner} {bytes} read, {msg}"),
             };
             let style = ProgressStyle::with_template(template).expect("a valid template");
             let bar = indicatif::ProgressBar::with_draw_target(len, target)
                 .with_style(style)
                 // a run that fails must not leave a bar behind its error message
-                .with_finish(ProgressFinish::AndClear);
+                .with_finish(ProgressFinish::AndClear)
+                .with_message(frames(p.frames));
+            // The bar appears with the run well under way: start the rate estimate from here,
+            // or the first jump reads as an enormous rate and the ETA as zero for a long while.
+            bar.set_position(files.iter().map(|f| f.bytes).sum());
+            bar.reset_eta();
             self.bar = Some(bar);
         }
         self.bar.as_ref()
     }
+}
+
+fn frames(n: u64) -> String {
+    format!("{n} frames")
 }
 
 /// The bytes the run will read, if known: the sizes of the input files, when every input is a
@@ -80,9 +91,9 @@ impl Sink for ProgressBar {
     }
 
     fn progress(&mut self, p: &Progress<'_>) -> io::Result<()> {
-        if let Some(bar) = self.bar(p.files) {
+        if let Some(bar) = self.bar(p) {
+            bar.set_message(frames(p.frames));
             bar.set_position(p.files.iter().map(|f| f.bytes).sum());
-            bar.set_message(format!("{} frames", p.frames));
         }
         Ok(())
     }
@@ -138,7 +149,7 @@ mod tests {
         p.begin(&run_info(&[a.display().to_string()])).unwrap();
         p.progress(&Progress { frames: 10, files: &files }).unwrap();
         let bar = p.bar.as_ref().expect("shown");
-        assert_eq!((bar.position(), bar.length()), (400, Some(1000)));
+        assert_eq!((bar.position(), bar.length(), bar.message().as_str()), (400, Some(1000), "10 frames"));
         p.end(&Summary::default()).unwrap();
         assert!(p.bar.is_none());
     }
