@@ -1,16 +1,16 @@
 //! The command line: argument definitions, building a run from them, exit codes.
 //! Nothing here decides anything about packets.
 
+use crate::check;
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, TruncatedFrames, Vantage};
-use crate::check;
 use crate::report::{
     invalid_capture::InvalidCapture, json::JsonDocument, jsonl::JsonLines, markdown::MarkdownReport, progress::ProgressBar,
     table::TableReport, tee::Tee,
 };
-use anyhow::Context;
 use crate::verdict::ReasonId;
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
