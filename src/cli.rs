@@ -1,14 +1,18 @@
 //! The command line: argument definitions, building a run from them, exit codes.
 //! Nothing here decides anything about packets.
 
+use crate::check;
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
-use crate::report::{jsonl::JsonLines, table::TableReport};
+use crate::report::{
+    invalid_capture::InvalidCapture, json::JsonDocument, jsonl::JsonLines, markdown::MarkdownReport, progress::ProgressBar,
+    table::TableReport, tee::Tee,
+};
 use crate::verdict::ReasonId;
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::io::{self, Write};
-use std::net::IpAddr;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,7 +26,8 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Parser, Debug)]
 #[command(name = "ctreplay", version, about = "Replay tcpdump captures through a Linux-conntrack-exact TCP tracker \
 and explain every packet the kernel would class INVALID.",
-    after_help = "Exit status: 0 no INVALID packet, 1 INVALID packets found, 2 the capture could not be analysed.")]
+    after_help = "Exit status: 0 no INVALID packet, 1 INVALID packets found, 2 the capture could not be analysed. \
+`check`: 0 every fixture passes, 1 some differ, 2 some cannot run.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -32,6 +37,21 @@ pub struct Cli {
 pub enum Command {
     /// Analyse captures: report every packet conntrack would class INVALID, ignore, or log.
     Analyze(AnalyzeArgs),
+    /// Replay every fixture capture under DIR and compare with its NAME.expect.json (CI
+    /// regression; see docs/fixtures.md). Exit 0 all pass, 1 some differ, 2 some cannot run.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The fixtures directory (searched recursively).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Rewrite the expectation files that differ from the current results (keeping their
+    /// settings), and create missing ones with the default settings.
+    #[arg(long)]
+    pub bless: bool,
 }
 
 #[derive(Args, Debug)]
@@ -55,6 +75,11 @@ pub struct AnalyzeArgs {
     /// Write the report to FILE instead of stdout (written whole, or not at all).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also write the INVALID (and conntrack-dropped) frames to FILE, with their original
+    /// timestamps, link type and lengths: a pcap, or pcapng when they have several link types.
+    #[arg(long = "write-invalid", value_name = "FILE")]
+    pub write_invalid: Option<PathBuf>,
 
     /// Only these reason ids make the exit code 1 (repeatable).
     #[arg(long = "fail-on", value_name = "ID", value_parser = parse_reason)]
@@ -109,8 +134,21 @@ pub enum TimingArg {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// A table for the terminal.
     Table,
+    /// One JSON object per line, written as the run goes (docs/output.md).
     Jsonl,
+    /// One JSON document (docs/output.md).
+    Json,
+    /// Markdown, to paste into a ticket.
+    Markdown,
+}
+
+impl Format {
+    /// Whether the format writes during the run, rather than all at the end.
+    fn streams(self) -> bool {
+        matches!(self, Format::Jsonl | Format::Json)
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,15 +169,7 @@ fn parse_reason(s: &str) -> Result<ReasonId, String> {
 }
 
 fn parse_vantage(s: &str) -> Result<Vantage, String> {
-    match s {
-        "forward" => Ok(Vantage::Forward),
-        "auto" => Ok(Vantage::Auto),
-        _ => {
-            let addrs = s.strip_prefix("host=").ok_or("expected forward, auto or host=ADDR[,ADDR]")?;
-            let parsed: Result<Vec<IpAddr>, _> = addrs.split(',').map(|a| a.trim().parse::<IpAddr>()).collect();
-            parsed.map(Vantage::Host).map_err(|e| format!("{addrs:?}: {e}"))
-        }
-    }
+    s.parse()
 }
 
 impl TrackerArgs {
@@ -200,28 +230,66 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Analyze(args) => analyze(args),
+        Command::Check(args) => check(args),
     }
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     let settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
     let policy = FailPolicy { fail_on: args.fail_on.clone(), allow: args.allow.clone() };
-    let summary = with_output(args.output.as_deref(), |out| {
+    let mut invalid = match &args.write_invalid {
+        Some(path) => Some(InvalidCapture::create(path).with_context(|| format!("--write-invalid {}", path.display()))?),
+        None => None,
+    };
+    // A bar on stderr would garble a report streaming to the same terminal.
+    let stdout_shared = args.output.is_none() && args.format.streams() && io::stdout().is_terminal();
+    let mut progress = if stdout_shared { None } else { ProgressBar::for_stderr() };
+    let (summary, failures) = with_output(args.output.as_deref(), |out| {
         let mut report: Box<dyn Sink> = match args.format {
             Format::Table => Box::new(TableReport::new(out, args.all, None)),
             Format::Jsonl => Box::new(JsonLines::new(out, args.all)),
+            Format::Json => Box::new(JsonDocument::new(out, args.all)),
+            Format::Markdown => Box::new(MarkdownReport::new(out, args.all)),
         };
-        let mut counting = FailureCounter { inner: report.as_mut(), policy: &policy, failures: 0 };
-        let summary = engine::analyze(&args.captures, &settings, &mut counting)?;
+        let mut counting = FailureCounter { policy: &policy, failures: 0 };
+        // The bar comes first, so it is cleared before a report prints at the end.
+        let mut sinks: Vec<&mut dyn Sink> = Vec::new();
+        if let Some(p) = progress.as_mut() {
+            sinks.push(p);
+        }
+        sinks.push(report.as_mut());
+        sinks.push(&mut counting);
+        if let Some(w) = invalid.as_mut() {
+            sinks.push(w);
+        }
+        let summary = engine::analyze(&args.captures, &settings, &mut Tee::new(sinks))?;
         Ok((summary, counting.failures))
     })?;
-    let (summary, failures) = summary;
+    if let (Some(w), Some(path)) = (&invalid, &args.write_invalid)
+        && w.is_pcapng()
+    {
+        eprintln!("ctreplay: the INVALID frames have several link types, so {} is pcapng, not pcap", path.display());
+    }
     for e in &summary.errors {
         eprintln!("ctreplay: {e}");
     }
     Ok(if !summary.errors.is_empty() {
         EXIT_ERROR
     } else if failures > 0 {
+        EXIT_INVALID
+    } else {
+        EXIT_CLEAN
+    })
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let tally = check::run(&args.dir, args.bless, &mut out)?;
+    out.flush()?;
+    Ok(if tally.errors > 0 {
+        EXIT_ERROR
+    } else if tally.failed > 0 {
         EXIT_INVALID
     } else {
         EXIT_CLEAN
@@ -251,27 +319,26 @@ fn with_output<T>(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> anyhow:
     }
 }
 
-/// Passes everything on, counting the packets the fail policy counts.
+/// Counts the packets the fail policy counts (for the exit code).
 struct FailureCounter<'a> {
-    inner: &'a mut dyn Sink,
     policy: &'a FailPolicy,
     failures: u64,
 }
 
 impl Sink for FailureCounter<'_> {
-    fn begin(&mut self, run: &RunInfo) -> io::Result<()> {
-        self.inner.begin(run)
+    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
+        Ok(())
     }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         if self.policy.counts(&obs.verdict) {
             self.failures += 1;
         }
-        self.inner.packet(obs)
+        Ok(())
     }
-    fn error(&mut self, err: &crate::capture::CaptureError) -> io::Result<()> {
-        self.inner.error(err)
+    fn error(&mut self, _: &crate::capture::CaptureError) -> io::Result<()> {
+        Ok(())
     }
-    fn end(&mut self, summary: &Summary) -> io::Result<()> {
-        self.inner.end(summary)
+    fn end(&mut self, _: &Summary) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! meet conntrack at LOCAL_OUT, where checksums are not verified — which matters, because such
 //! captures show the unfinished checksums of transmit offload.
 
-use crate::capture::{CaptureError, CaptureSet, LinkDirection, LinkType, Timestamp};
+use crate::capture::{CaptureError, CaptureFile, CaptureSet, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::conntrack::{Conntrack, Hook, Packet, Snapshot};
@@ -38,8 +38,26 @@ impl Vantage {
     }
 }
 
+/// The inverse of [`Vantage::describe`]: `forward`, `auto`, `host=ADDR[,ADDR]`.
+impl std::str::FromStr for Vantage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Vantage, String> {
+        match s {
+            "forward" => Ok(Vantage::Forward),
+            "auto" => Ok(Vantage::Auto),
+            _ => {
+                let addrs = s.strip_prefix("host=").ok_or("expected forward, auto or host=ADDR[,ADDR]")?;
+                let parsed: Result<Vec<IpAddr>, _> = addrs.split(',').map(|a| a.trim().parse::<IpAddr>()).collect();
+                parsed.map(Vantage::Host).map_err(|e| format!("{addrs:?}: {e}"))
+            }
+        }
+    }
+}
+
 /// What to do with frames the capture cut short (snaplen).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TruncatedFrames {
     /// Track them: lengths come from the IP header, which is what the kernel saw.
     Track,
@@ -48,7 +66,8 @@ pub enum TruncatedFrames {
 }
 
 /// Which clock conntrack's timeouts run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Timing {
     /// The capture's timestamps: entries expire as they did on the real box.
     Capture,
@@ -106,6 +125,24 @@ pub trait Sink {
     /// An input could not be read (further); what came before has been delivered.
     fn error(&mut self, err: &CaptureError) -> io::Result<()>;
     fn end(&mut self, summary: &Summary) -> io::Result<()>;
+    /// How far the run has got; called every [`PROGRESS_EVERY`] frames. Only progress displays
+    /// need it, so it does nothing unless implemented.
+    fn progress(&mut self, progress: &Progress<'_>) -> io::Result<()> {
+        let _ = progress;
+        Ok(())
+    }
+}
+
+/// Frames between [`Sink::progress`] calls: rare enough to cost nothing, frequent enough for a
+/// display to move several times a second.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+/// How far a run has got.
+pub struct Progress<'a> {
+    /// Frames read so far, over all inputs.
+    pub frames: u64,
+    /// The inputs, each with the frames and (decompressed) bytes read from it so far.
+    pub files: &'a [CaptureFile],
 }
 
 /// Facts about a run known before the first packet.
@@ -259,6 +296,9 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
             skip,
             after,
         })?;
+        if summary.frames % PROGRESS_EVERY == 0 {
+            sink.progress(&Progress { frames: summary.frames, files: captures.files() })?;
+        }
     }
 
     summary.local_addresses = vantage.local.iter().map(|a| a.to_string()).collect();
@@ -277,16 +317,9 @@ fn count(summary: &mut Summary, v: &Verdict, skip: Option<&Skip>) {
         return;
     }
     summary.tcp_packets += 1;
-    let state = match v.ct_state {
-        CtState::New => "new",
-        CtState::Established => "established",
-        CtState::Related => "related",
-        CtState::Invalid => "invalid",
-        CtState::Untracked => "untracked",
-        CtState::Skipped => "skipped",
-    };
-    *summary.ct_states.entry(state.into()).or_default() += 1;
-    if v.ct_state == CtState::New && v.action == Action::Accept {
+    *summary.ct_states.entry(v.ct_state.as_str().into()).or_default() += 1;
+    // An entry was created: the packet met none (state_before is empty) and was accepted.
+    if v.action == Action::Accept && v.state_before.is_none() {
         summary.flows += 1;
     }
     match v.action {
@@ -337,7 +370,7 @@ pub struct FailPolicy {
 
 impl FailPolicy {
     pub fn counts(&self, v: &Verdict) -> bool {
-        if !matches!(v.action, Action::Invalid | Action::Drop) {
+        if !v.is_invalid() {
             return false;
         }
         let id = v.reason.as_ref().map(|r| r.id);

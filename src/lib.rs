@@ -13,10 +13,12 @@
 //! * [`verdict`] is what the tracker says about one packet.
 //! * [`engine`] runs the pipeline over a whole capture.
 //! * [`report`] prints verdicts for people and programs.
+//! * [`check`] replays a directory of fixture captures against their expectation files (CI).
 //! * [`synth`] writes scenario captures from a compact text description (fixtures, benchmarks).
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod conntrack;
 pub mod decode;

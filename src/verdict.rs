@@ -4,7 +4,7 @@
 use crate::capture::Timestamp;
 use crate::conntrack::state::{Dir, Index, TcpState};
 use crate::conntrack::window::{Bound, WindowEvidence};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a frame is: its input file and its 1-based number in that file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -14,7 +14,7 @@ pub struct FrameRef {
 }
 
 /// What an nftables `ct state` match (or iptables `--ctstate`) sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CtState {
     New,
@@ -26,8 +26,22 @@ pub enum CtState {
     Skipped,
 }
 
+impl CtState {
+    /// The name as serialised (`new`, `invalid`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CtState::New => "new",
+            CtState::Established => "established",
+            CtState::Related => "related",
+            CtState::Invalid => "invalid",
+            CtState::Untracked => "untracked",
+            CtState::Skipped => "skipped",
+        }
+    }
+}
+
 /// What conntrack did with the packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Tracked; the entry was created or updated.
@@ -41,9 +55,22 @@ pub enum Action {
     Skipped,
 }
 
+impl Action {
+    /// The name as serialised (`accept`, `invalid`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Accept => "accept",
+            Action::Ignore => "ignore",
+            Action::Invalid => "invalid",
+            Action::Drop => "drop",
+            Action::Skipped => "skipped",
+        }
+    }
+}
+
 /// A stable identifier for every INVALID, ignore and drop path, used by reports, `--fail-on`,
 /// and fixture expectations. The catalogue of explanations lives in [`crate::report`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReasonId {
     /// Fewer than 20 bytes of TCP header in the datagram; no log line.
@@ -230,7 +257,13 @@ pub struct Verdict {
 impl Verdict {
     /// Whether a report without `--all` shows this packet: INVALID, dropped, or logged.
     pub fn is_notable(&self) -> bool {
-        matches!(self.action, Action::Invalid | Action::Drop) || self.reason.is_some()
+        self.is_invalid() || self.reason.is_some()
+    }
+
+    /// INVALID as the reports mean it: no entry attached (`ct state invalid`), or dropped by
+    /// conntrack itself. Either way the packet does not get through as tracked traffic.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self.action, Action::Invalid | Action::Drop)
     }
 
     /// The joined kernel log lines, or `None` when conntrack logs nothing.

@@ -1,7 +1,7 @@
 //! JSON Lines: one message per line, each with a `type` (`begin`, `packet`, `error`, `summary`),
 //! written as the run goes, so memory stays flat and a pipeline sees results immediately.
 
-use super::record::PacketRecord;
+use super::record::{ErrorRecord, PacketRecord};
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use serde::Serialize;
@@ -48,15 +48,7 @@ impl<W: Write> Sink for JsonLines<W> {
     }
 
     fn error(&mut self, err: &CaptureError) -> io::Result<()> {
-        #[derive(Serialize)]
-        struct ErrorMsg<'a> {
-            file: &'a str,
-            frame: Option<u64>,
-            offset: Option<u64>,
-            message: String,
-        }
-        let body = ErrorMsg { file: &err.file, frame: err.frame, offset: err.offset, message: err.to_string() };
-        self.line(&Tagged { kind: "error", body: &body })
+        self.line(&Tagged { kind: "error", body: &ErrorRecord::new(err) })
     }
 
     fn end(&mut self, summary: &Summary) -> io::Result<()> {

@@ -2,7 +2,15 @@
 //!
 //! Every format is a [`crate::engine::Sink`]; none of them decides anything about a packet.
 
+pub mod cells;
+pub mod json;
+pub mod invalid_capture;
 pub mod jsonl;
+pub mod markdown;
+pub mod progress;
 pub mod reasons;
 pub mod record;
 pub mod table;
+pub mod tee;
+#[cfg(test)]
+pub(crate) mod test_support;

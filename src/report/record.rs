@@ -1,8 +1,9 @@
 //! The JSON shape of one reported frame, shared by the JSON and JSON Lines formats.
 //! Documented in `docs/output.md`; field names are a contract.
 
-use crate::conntrack::state::{Dir, TcpState};
 use super::reasons;
+use crate::capture::CaptureError;
+use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::Hook;
 use crate::engine::Observation;
 use crate::verdict::{Action, CtState, EntryInfo, Evidence, ReasonId};
@@ -112,5 +113,22 @@ impl<'a> PacketRecord<'a> {
             }),
             skip: obs.skip.as_ref().map(|s| s.to_string()),
         }
+    }
+}
+
+/// An input that could not be read (further), as the JSON formats report it.
+#[derive(Serialize)]
+pub struct ErrorRecord<'a> {
+    pub file: &'a str,
+    /// The frame that could not be read.
+    pub frame: Option<u64>,
+    /// Byte offset into the (decompressed) input.
+    pub offset: Option<u64>,
+    pub message: String,
+}
+
+impl<'a> ErrorRecord<'a> {
+    pub fn new(err: &'a CaptureError) -> Self {
+        ErrorRecord { file: &err.file, frame: err.frame, offset: err.offset, message: err.to_string() }
     }
 }

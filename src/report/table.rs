@@ -3,6 +3,7 @@
 //! Rows are kept until the end (a table needs its column widths), so at most
 //! [`MAX_ROWS`] are kept; the summary still counts every packet.
 
+use super::cells;
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
@@ -59,23 +60,9 @@ impl<W: Write> Sink for TableReport<W> {
             self.omitted += 1;
             return Ok(());
         }
-        let seg = obs.segment;
-        let frame = if obs.frame.file > 0 { format!("{}:{}", obs.frame.file, obs.frame.number) } else { obs.frame.number.to_string() };
-        let flow = seg.map(|s| s.tuple.to_string()).unwrap_or_default();
-        let packet = seg
-            .map(|s| format!("[{}] seq={} ack={} len={} win={}", s.flags, s.seq, s.ack, s.payload_len(), s.window))
-            .unwrap_or_else(|| obs.skip.as_ref().map(|s| s.to_string()).unwrap_or_default());
-        let states = match (v.state_before, v.state_after) {
-            (Some(a), Some(b)) if a != b => format!("{a} → {b}"),
-            (Some(a), _) | (None, Some(a)) => a.to_string(),
-            (None, None) => "-".into(),
-        };
-        let verdict = format!("{:?}", v.action).to_lowercase();
-        let (id, log) = match &v.reason {
-            Some(r) => (r.id.to_string(), v.kernel_log().unwrap_or_else(|| "(not logged)".into())),
-            None => (String::new(), String::new()),
-        };
-        self.rows.push([frame, flow, packet, states, verdict, id, log]);
+        let (id, log) = cells::reason_and_log(v);
+        let row = [cells::frame(obs.frame), cells::flow(obs), cells::packet(obs), cells::states(v), v.action.as_str().into(), id, log];
+        self.rows.push(row);
         Ok(())
     }
 
@@ -134,5 +121,37 @@ impl<W: Write> Sink for TableReport<W> {
         }
         writeln!(self.out, "{t}")?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::state::TcpState;
+    use crate::report::test_support::TestFrame;
+    use crate::verdict::ReasonId;
+
+    #[test]
+    fn notable_rows_then_summary() {
+        let mut out = Vec::new();
+        let mut t = TableReport::new(&mut out, false, Some(200));
+        let quiet = TestFrame::tcp(1, ".");
+        let syn = TestFrame::tcp(2, "S")
+            .invalid(ReasonId::SynMeetsReversedEntry, &["nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED"]);
+        let rst = TestFrame::tcp(3, "R").file(1).states(TcpState::Established, TcpState::Close).invalid(ReasonId::InvalidRst, &[]);
+        for f in [&quiet, &syn, &rst] {
+            t.packet(&f.obs()).unwrap();
+        }
+        t.end(&Summary::default()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("10.0.0.1:40000")).collect();
+        assert_eq!(rows.len(), 2, "only the notable frames:\n{text}");
+        for want in ["│ 2 ", "[S] seq=1002 ack=5000 len=0 win=64240", "syn-meets-reversed-entry", "nf_ct_proto_6: packet (index 0)"] {
+            assert!(rows[0].contains(want), "{want:?} in {:?}", rows[0]);
+        }
+        for want in ["│ 1:3 ", "ESTABLISHED → CLOSE", "invalid-rst", "(not logged)"] {
+            assert!(rows[1].contains(want), "{want:?} in {:?}", rows[1]);
+        }
+        assert!(text.contains("summary"));
     }
 }

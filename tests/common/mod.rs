@@ -349,3 +349,62 @@ pub fn compare_with_compact_answers(corpus: &Path, answers: &Path, sysctls: &[&s
     }
     out
 }
+
+/// A raw-IPv4 TCP segment (link type RAW), checksums correct, no options, no payload.
+pub fn ipv4_tcp(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, seq: u32, ack: u32, win: u16) -> Vec<u8> {
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&win.to_be_bytes());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.0);
+    pseudo.extend_from_slice(&dst.0);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&tcp);
+    let sum = internet_checksum(&pseudo);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[6] = 0x40; // don't fragment
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&src.0);
+    ip[16..20].copy_from_slice(&dst.0);
+    let sum = internet_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    [ip.as_slice(), tcp.as_slice()].concat()
+}
+
+fn internet_checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+pub const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+pub const SERVER: ([u8; 4], u16) = ([10, 0, 0, 2], 80);
+pub const ACK: u8 = 0x10;
+pub const SYN: u8 = 0x02;
+
+/// The README's motivating case, as a pcap at `path`: frame 1, a stray server ACK, is picked up
+/// as an entry in the reverse direction (`nf_conntrack_tcp_loose=1`); frame 2, the client's SYN,
+/// meets it and is INVALID (`syn-meets-reversed-entry`). Frame 2's timestamp has microseconds.
+pub fn write_reversed_pickup(path: &Path) {
+    use ctreplay::capture::writer::{PcapWriter, TsResolution};
+    use ctreplay::capture::{LinkType, Timestamp};
+    let file = io::BufWriter::new(fs::File::create(path).unwrap());
+    let mut w = PcapWriter::new(file, LinkType::RAW, 65535, TsResolution::Micro).unwrap();
+    let stray = ipv4_tcp(SERVER, CLIENT, ACK, 5000, 1000, 502);
+    let syn = ipv4_tcp(CLIENT, SERVER, SYN, 9000, 0, 64240);
+    w.write_frame(Timestamp::from_secs(1_700_000_000), &stray, 40).unwrap();
+    w.write_frame(Timestamp(1_700_000_001_250_000_000), &syn, 40).unwrap();
+    w.into_inner().unwrap();
+}

@@ -1,0 +1,94 @@
+//! The texts a human-facing report shows for one packet (frame, time, packet, states, reason),
+//! shared by the terminal table and the markdown report so that both say the same thing.
+
+use crate::capture::Timestamp;
+use crate::engine::Observation;
+use crate::verdict::{FrameRef, Verdict};
+
+/// `12`, or `1:12` for a frame of the second input file (the first file's frames keep the plain
+/// number, which is Wireshark's `frame.number`).
+pub fn frame(f: FrameRef) -> String {
+    if f.file > 0 { format!("{}:{}", f.file, f.number) } else { f.number.to_string() }
+}
+
+/// The packet's addresses and ports, or "" for a frame that is not TCP.
+pub fn flow(obs: &Observation<'_>) -> String {
+    obs.segment.map(|s| s.tuple.to_string()).unwrap_or_default()
+}
+
+/// `[S.] seq=… ack=… len=… win=…`, or why conntrack never saw the frame.
+pub fn packet(obs: &Observation<'_>) -> String {
+    match obs.segment {
+        Some(s) => format!("[{}] seq={} ack={} len={} win={}", s.flags, s.seq, s.ack, s.payload_len(), s.window),
+        None => obs.skip.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+/// The entry's TCP state around the packet: `SYN_SENT → ESTABLISHED`, one name when it did not
+/// change, `-` when there was no entry.
+pub fn states(v: &Verdict) -> String {
+    match (v.state_before, v.state_after) {
+        (Some(a), Some(b)) if a != b => format!("{a} → {b}"),
+        (Some(a), _) | (None, Some(a)) => a.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// The reason id and the kernel's log line(s); `(not logged)` when the kernel is silent about a
+/// reported packet (the silence is itself a clue), both empty for an unremarkable packet.
+pub fn reason_and_log(v: &Verdict) -> (String, String) {
+    match &v.reason {
+        Some(r) => (r.id.to_string(), v.kernel_log().unwrap_or_else(|| "(not logged)".into())),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// Capture time in UTC, `2023-11-14 22:13:20.000001`: microseconds, or nanoseconds when the
+/// capture has them. Computed here because the crate has no calendar dependency, and a ticket
+/// wants a wall-clock time, not seconds since 1970.
+pub fn utc(ts: Timestamp) -> String {
+    let secs = ts.0.div_euclid(1_000_000_000);
+    let ns = ts.0.rem_euclid(1_000_000_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let frac = if ns % 1_000 == 0 { format!("{:06}", ns / 1_000) } else { format!("{ns:09}") };
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{frac}", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// (year, month, day) of a day number since 1970-01-01, proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(utc(Timestamp(0)), "1970-01-01 00:00:00.000000");
+        assert_eq!(utc(Timestamp::from_secs(1_700_000_000)), "2023-11-14 22:13:20.000000");
+        assert_eq!(utc(Timestamp(1_700_000_000_123_456_000)), "2023-11-14 22:13:20.123456");
+        assert_eq!(utc(Timestamp(1_700_000_000_123_456_789)), "2023-11-14 22:13:20.123456789");
+        // a leap day, and the last second of a century year that is a leap year
+        assert_eq!(utc(Timestamp::from_secs(951_782_400)), "2000-02-29 00:00:00.000000");
+        assert_eq!(utc(Timestamp::from_secs(978_307_199)), "2000-12-31 23:59:59.000000");
+        assert_eq!(utc(Timestamp(-1_000)), "1969-12-31 23:59:59.999999");
+    }
+
+    #[test]
+    fn frame_labels() {
+        assert_eq!(frame(FrameRef { file: 0, number: 7 }), "7");
+        assert_eq!(frame(FrameRef { file: 2, number: 7 }), "2:7");
+    }
+}
