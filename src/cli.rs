@@ -40,6 +40,30 @@ pub enum Command {
     /// Replay every fixture capture under DIR and compare with its NAME.expect.json (CI
     /// regression; see docs/fixtures.md). Exit 0 all pass, 1 some differ, 2 some cannot run.
     Check(CheckArgs),
+    /// Replay captures under other kernel profiles and sysctls (in parallel) and show which
+    /// INVALID packets each change removes or adds, and the smallest change that removes them.
+    Whatif(WhatifArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WhatifArgs {
+    /// Capture files (not stdin: each variant reads them again).
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<String>,
+
+    /// The baseline: the kernel and sysctls of the box in question.
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = WhatifFormat::Table)]
+    pub format: WhatifFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhatifFormat {
+    Table,
+    Json,
 }
 
 #[derive(Args, Debug)]
@@ -231,7 +255,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Analyze(args) => analyze(args),
         Command::Check(args) => check(args),
+        Command::Whatif(args) => whatif(args),
     }
+}
+
+fn whatif(args: WhatifArgs) -> anyhow::Result<u8> {
+    let settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
+    let result = crate::whatif::run(&args.captures, &settings)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match args.format {
+        WhatifFormat::Table => crate::report::whatif::write_table(&mut out, &result, &args.captures)?,
+        WhatifFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &result)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(EXIT_CLEAN)
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {

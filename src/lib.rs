@@ -26,3 +26,4 @@ pub mod engine;
 pub mod report;
 pub mod synth;
 pub mod verdict;
+pub mod whatif;

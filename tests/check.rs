@@ -146,3 +146,16 @@ fn check_and_bless_a_real_capture() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("the capture could not be read whole"), "{out}");
 }
+
+/// The project's own fixtures, under every kernel they carry expectations for (latest from the
+/// live kernel; 5.14 and 2.6.18 derived from the spec and the kernel sources).
+#[test]
+fn the_projects_fixtures_pass_check() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ctreplay")).arg("check").arg(&fixtures).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let last = text.lines().last().unwrap_or_default();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 110, "expected ~114 fixtures (38 captures × 3 kernels), got: {last}");
+}

@@ -35,6 +35,11 @@ pub struct Expectation {
     /// `capture` (the default) or `back-to-back`, as `--timing` takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// Where the expected answers come from, for a reader: the live kernel, or (for kernels
+    /// that cannot be observed here) the spec sections and kernel sources they were checked
+    /// against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// In frame order, each frame once.
     pub frames: Vec<FrameExpectation>,
 }
@@ -89,6 +94,7 @@ impl Expectation {
             vantage: settings.vantage.describe(),
             truncated: (settings.truncated != TruncatedFrames::Track).then_some(settings.truncated),
             timing: (settings.timing != Timing::Capture).then_some(settings.timing),
+            note: None,
             frames: Vec::new(),
         }
     }
@@ -132,6 +138,9 @@ impl Expectation {
         }
         if let Some(t) = &self.timing {
             field("timing", j(t));
+        }
+        if let Some(n) = &self.note {
+            field("note", j(n));
         }
         s.push_str("  \"frames\": [");
         for (i, f) in self.frames.iter().enumerate() {
@@ -191,6 +200,7 @@ mod tests {
             vantage: "host=10.0.0.1,2001:db8::1".into(),
             truncated: Some(TruncatedFrames::Skip),
             timing: None,
+            note: None,
             frames: vec![
                 FrameExpectation {
                     frame: 2,

@@ -40,10 +40,12 @@ pub struct Fixture {
     pub expect_exists: bool,
 }
 
-/// Finds the fixtures under `dir`, sorted by path.
+/// Finds the fixtures under `dir`, sorted by path. A capture `NAME.pcap` may have several
+/// expectation files, one per setting it is checked under: `NAME.expect.json` and
+/// `NAME@LABEL.expect.json` (for example `NAME@2.6.18.expect.json`); each is one fixture.
 pub fn discover(dir: &Path) -> io::Result<Vec<Fixture>> {
-    // (directory, NAME) → (captures, expectation file exists)
-    let mut found: BTreeMap<(PathBuf, String), (Vec<PathBuf>, bool)> = BTreeMap::new();
+    // (directory, NAME) → (captures, labels of the expectation files that exist: "" for none)
+    let mut found: BTreeMap<(PathBuf, String), (Vec<PathBuf>, BTreeSet<String>)> = BTreeMap::new();
     let mut files = Vec::new();
     walk(dir, &mut files)?;
     for path in files {
@@ -51,21 +53,30 @@ pub fn discover(dir: &Path) -> io::Result<Vec<Fixture>> {
             continue;
         };
         if let Some(stem) = file_name.strip_suffix(EXPECT_SUFFIX) {
-            found.entry((parent.to_path_buf(), stem.to_string())).or_default().1 = true;
+            let (name, label) = stem.split_once('@').unwrap_or((stem, ""));
+            found.entry((parent.to_path_buf(), name.to_string())).or_default().1.insert(label.to_string());
         } else if let Some(stem) = CAPTURE_SUFFIXES.iter().find_map(|s| file_name.strip_suffix(s)) {
             found.entry((parent.to_path_buf(), stem.to_string())).or_default().0.push(path.clone());
         }
     }
     let relative = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
-    Ok(found
-        .into_iter()
-        .map(|((parent, stem), (mut captures, expect_exists))| {
-            captures.sort();
-            let expect = parent.join(format!("{stem}{EXPECT_SUFFIX}"));
-            let name = relative(captures.first().unwrap_or(&expect));
-            Fixture { name, captures, expect_name: relative(&expect), expect, expect_exists }
-        })
-        .collect())
+    let mut out = Vec::new();
+    for ((parent, stem), (mut captures, labels)) in found {
+        captures.sort();
+        // A capture without any expectation file is still a fixture (one to create, or an error).
+        let missing = BTreeSet::from([String::new()]);
+        let (labels, exist) = if labels.is_empty() { (&missing, false) } else { (&labels, true) };
+        for label in labels {
+            let expect_file = if label.is_empty() { format!("{stem}{EXPECT_SUFFIX}") } else { format!("{stem}@{label}{EXPECT_SUFFIX}") };
+            let expect = parent.join(expect_file);
+            let mut name = relative(captures.first().unwrap_or(&expect));
+            if !label.is_empty() {
+                name.push_str(&format!(" @{label}"));
+            }
+            out.push(Fixture { name, captures: captures.clone(), expect_name: relative(&expect), expect, expect_exists: exist });
+        }
+    }
+    Ok(out)
 }
 
 /// Every file under `dir`, skipping names that start with `.` (`.git`, editors' files). Symbolic

@@ -110,13 +110,29 @@ fn discovery() {
 }
 
 #[test]
+fn one_capture_several_expectations() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["t19.pcap", "t19.expect.json", "t19@2.6.18.expect.json", "t19@5.14.expect.json"] {
+        std::fs::write(dir.path().join(f), b"").unwrap();
+    }
+    let found = discover(dir.path()).unwrap();
+    let names: Vec<(&str, &str)> = found.iter().map(|f| (f.name.as_str(), f.expect_name.as_str())).collect();
+    assert_eq!(names, [
+        ("t19.pcap", "t19.expect.json"),
+        ("t19.pcap @2.6.18", "t19@2.6.18.expect.json"),
+        ("t19.pcap @5.14", "t19@5.14.expect.json"),
+    ]);
+    assert!(found.iter().all(|f| f.captures == [dir.path().join("t19.pcap")] && f.expect_exists));
+}
+
+#[test]
 fn check_reports_per_fixture_and_counts() {
     let dir = fixtures_dir();
     let (tally, text, seen) = check(dir.path(), false);
     assert_eq!(tally, Tally { passed: 1, failed: 1, blessed: 0, errors: 5 });
     assert_eq!(
         text,
-        r#"ERROR   badjson.pcapng: badjson.expect.json: unknown field `vantgae`, expected one of `schema_version`, `version`, `kernel_version`, `kernel`, `sysctls`, `vantage`, `truncated`, `timing`, `frames` at line 7 column 11
+        r#"ERROR   badjson.pcapng: badjson.expect.json: unknown field `vantgae`, expected one of `schema_version`, `version`, `kernel_version`, `kernel`, `sysctls`, `vantage`, `truncated`, `timing`, `note`, `frames` at line 7 column 11
 ERROR   broken.pcap: the capture could not be read whole: DIR/broken.pcap: frame 4 (byte offset 120): capture ends inside a record (truncated file)
 ok      good.pcap
 ERROR   new.pcap: no expectation file new.expect.json (`ctreplay check --bless` creates one with the default settings)

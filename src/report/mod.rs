@@ -12,5 +12,6 @@ pub mod reasons;
 pub mod record;
 pub mod table;
 pub mod tee;
+pub mod whatif;
 #[cfg(test)]
 pub(crate) mod test_support;

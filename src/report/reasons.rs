@@ -27,6 +27,19 @@ pub enum Category {
 }
 
 impl Category {
+    /// The part of conntrack that decides verdicts of this category, in words.
+    pub fn decided_by(self) -> &'static str {
+        match self {
+            Category::Header => "the header checks",
+            Category::Checksum => "the checksum check",
+            Category::NewRefused => "entry creation",
+            Category::StateTable | Category::StaleTuple => "the state transition table",
+            Category::WindowSeq | Category::WindowAck => "the window checks",
+            Category::Rst => "the RST sequence check",
+            Category::Table => "the table size limit",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Header => "header",
