@@ -6,7 +6,7 @@ use crate::capture::CaptureError;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::Hook;
 use crate::engine::Observation;
-use crate::verdict::{Action, CtState, EntryInfo, Evidence, ReasonId};
+use crate::verdict::{Action, CreatedBy, CtState, Evidence, ReasonId};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -59,10 +59,23 @@ pub struct ReasonRecord<'a> {
     pub evidence: &'a Evidence,
 }
 
+/// The entry a packet met. Frames are plain numbers in the packet's own numbering; the file
+/// indices appear only when several captures were given.
 #[derive(Serialize)]
 pub struct EntryRecord {
-    #[serde(flatten)]
-    pub info: EntryInfo,
+    pub created_frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_file: Option<u32>,
+    pub created_by: CreatedBy,
+    /// The frame that last moved the entry to another state (or created it).
+    pub last_change_frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_change_file: Option<u32>,
+    /// The packet's direction relative to the entry.
+    pub orientation: Dir,
+    pub state: TcpState,
+    pub assured: bool,
+    pub seen_reply: bool,
     pub created_ts: f64,
     /// Seconds between the entry's creation and this packet.
     pub age: f64,
@@ -106,7 +119,15 @@ impl<'a> PacketRecord<'a> {
                 evidence: &r.evidence,
             }),
             entry: v.entry.map(|info| EntryRecord {
-                info,
+                created_frame: info.created_frame.number,
+                created_file: several_files.then_some(info.created_frame.file),
+                created_by: info.created_by,
+                last_change_frame: info.last_change_frame.number,
+                last_change_file: several_files.then_some(info.last_change_frame.file),
+                orientation: info.orientation,
+                state: info.state,
+                assured: info.assured,
+                seen_reply: info.seen_reply,
                 created_ts: info.created_ts.as_secs_f64(),
                 age: (obs.ts.0 - info.created_ts.0) as f64 / 1e9,
                 expires_in: (info.expires.0 - obs.ts.0) as f64 / 1e9,
