@@ -44,95 +44,29 @@ pub enum OriginalSynAck {
     SimultaneousOnly,
 }
 
-/// Every behaviour that changed between the kernels we model. Each `bool` is named for the
-/// behaviour it switches on; `docs/kernels.md` lists them with their eras.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Features {
-    // --- header checks ---
-    /// PSH is masked off before the flag check (SYN+URG, RST+PSH valid). 2.6.18: PSH counts.
-    pub psh_masked_in_flag_check: bool,
-    // --- the state table ---
-    /// A REPLY SYN in SYN_SENT is a simultaneous open (SYN_SENT2). 2.6.18: INVALID.
-    pub simultaneous_open: bool,
-    /// A REPLY ACK in SYN_RECV completes a simultaneous open.
-    pub simultaneous_open_flag: bool,
-    /// A REPLY SYN may reopen a TIME_WAIT entry (the server became a client).
-    pub reply_syn_reopens_time_wait: bool,
-    pub original_synack: OriginalSynAck,
-    /// A retransmitted REPLY SYN/ACK in SYN_RECV is ignored (2.6.18: window-checked, SYN_RECV).
-    pub reply_synack_in_syn_recv_ignored: bool,
-    // --- reopening and re-syncing ---
-    /// 2.6.18's reopen rule: only the SYN sender's own close, or a higher ISN, reopens
-    /// TIME_WAIT/CLOSE; otherwise the SYN is INVALID ("invalid SYN").
-    pub reopen_by_own_close_or_higher_isn: bool,
-    /// 2.6.18: an RST also marks its sender as the closer (CLOSE_INIT).
-    pub close_init_on_close: bool,
-    /// A SYN/ACK answering an ignored SYN re-syncs the entry. 2.6.18: the entry is destroyed and
-    /// the SYN/ACK dropped ("killing out of sync session").
-    pub resync_on_synack: bool,
-    /// A SYN ignored in LAST_ACK expects an RFC 5961 challenge ACK, which does not close it.
-    pub challenge_ack_in_last_ack: bool,
-    // --- window tracking ---
-    /// 2.6.18: a direction is unseen while `td_end == 0`; the reply direction starts with
-    /// `td_maxwin = 1`, and the receiver's window grows without checking it is known.
-    pub reply_maxwin_starts_at_one: bool,
-    /// ≤ 3.6 and 2.6.18: segments without data skip the sequence checks I and II.
-    pub zero_length_skips_seq_checks: bool,
-    /// Since 3.11: check II passes while the receiver's window is unknown.
-    pub unknown_receiver_window_passes_ii: bool,
-    /// Since 6.1: old retransmissions and overly delayed ACKs are ignored, not INVALID.
-    pub tristate_window: bool,
-    /// Since 6.1: a segment slightly beyond the window is ignored ("bytes more than expected").
-    pub overshoot_workaround: bool,
-    /// Since 5.17 / 6.1 (and RHEL 8): a SYN or SYN/ACK with a higher sequence number
-    /// re-initialises its direction in SYN_SENT or SYN_RECV whichever side sends it (and only
-    /// SYNs do). Before: only the originator in SYN_SENT or the responder in SYN_RECV, any packet.
-    pub reinit_on_any_higher_syn: bool,
-    /// Since 6.1: the "both sides must offer window scaling" reset runs only for the reply.
-    pub wscale_reset_on_reply_only: bool,
-    /// Since 6.1: option parsing keeps a direction's BE_LIBERAL flag.
-    pub options_keep_liberal: bool,
-    /// Since 4.x: the mid-stream initialisation also sets up an unseen receiver, and adjusts for
-    /// a keep-alive reply.
-    pub midstream_receiver_init: bool,
-    /// Since 3.x: bound IV tests the SACK edge with `>=`; 2.6.18 tests the ACK with `>`.
-    pub ack_lower_bound_uses_sack: bool,
-    pub retrans_window: RetransWindow,
-    /// Since 3.x: DATA_UNACKNOWLEDGED bookkeeping and the UNACK timeout.
-    pub unacknowledged_data: bool,
-    // --- RST ---
-    /// Since 3.x: td_maxack is kept, and an RST below the peer's highest ACK is INVALID.
-    pub rst_maxack_check: bool,
-    /// Since 5.x: an in-window but inexact RST keeps an established connection established.
-    pub rst_inexact_keeps_state: bool,
-    /// Since 5.14: RSTs in closing states, after a SYN, or with sequence 0 skip the max-ack check.
-    pub rst_reuse_exceptions: bool,
-    /// Since 5.14: every accepted RST gets the CLOSE timeout.
-    pub rst_close_timeout: bool,
-    /// Since 6.2 (6.1 stable): an RST answering a challenge ACK in SYN_SENT is accepted.
-    pub rst_after_challenge_ack: bool,
-    /// Since 2026: the "RST answers an ignored SYN" shortcut needs the RST from the other side.
-    pub rst_ignored_syn_other_direction: bool,
-    // --- timeouts ---
-    /// Since 3.x: an unanswered picked-up entry lives 300 s, not the ESTABLISHED 5 days.
-    pub unreplied_pickup_capped: bool,
-    /// Since 5.14: a retransmitted SYN does not refresh a SYN_SENT entry.
-    pub syn_retransmit_no_refresh: bool,
-    /// Since 5.x: a zero window caps the timeout at the RETRANS timeout.
-    pub zero_window_retrans_cap: bool,
-    /// Since 6.1: out-of-window FIN/RST from both sides lower an assured entry's timeout.
-    pub lower_timeout_on_invalid_fin_rst: bool,
-    // --- logging ---
-    /// Latest: a refused first packet logs "invalid new".
-    pub log_invalid_new: bool,
-}
+/// Declares [`Features`] from one list: each switch's doc comment, field and
+/// `--kernel-feature` name, so the documentation, the struct and the names cannot drift apart.
+macro_rules! features {
+    ($( $(#[doc = $doc:literal])* $field:ident => $name:literal, )*) => {
+        /// Every behaviour that changed between the kernels we model. `docs/kernels.md` is
+        /// generated from these declarations.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Features {
+            $( $(#[doc = $doc])* pub $field: bool, )*
+            /// Who may answer a SYN from the originator's side (the ORIGINAL SYN/ACK row).
+            pub original_synack: OriginalSynAck,
+            /// What the retransmission counter compares.
+            pub retrans_window: RetransWindow,
+        }
 
-/// The features by their `--kernel-feature` names.
-macro_rules! feature_names {
-    ($($field:ident => $name:literal),* $(,)?) => {
         impl Features {
             /// Every switchable (boolean) feature's name.
             pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// Every switch: its name, what it does, and whether it is on here.
+            pub fn describe(&self) -> Vec<(&'static str, String, bool)> {
+                vec![$(($name, [$($doc),*].iter().map(|d| d.trim()).collect::<Vec<_>>().join(" "), self.$field)),*]
+            }
 
             /// Switches a feature by name; false if there is no such feature.
             pub fn set(&mut self, name: &str, on: bool) -> bool {
@@ -153,39 +87,87 @@ macro_rules! feature_names {
     };
 }
 
-feature_names! {
+// Every behaviour that changed between the kernels we model: the on/off switches (named for
+// `--kernel-feature`) and, in the macro, two multi-valued ones.
+features! {
+    // --- header checks ---
+    /// PSH is masked off before the flag check (SYN+URG, RST+PSH valid). 2.6.18: PSH counts.
     psh_masked_in_flag_check => "psh-masked-in-flag-check",
+    // --- the state table ---
+    /// A REPLY SYN in SYN_SENT is a simultaneous open (SYN_SENT2). 2.6.18: INVALID.
     simultaneous_open => "simultaneous-open",
+    /// A REPLY ACK in SYN_RECV completes a simultaneous open.
     simultaneous_open_flag => "simultaneous-open-flag",
+    /// A REPLY SYN may reopen a TIME_WAIT entry (the server became a client).
     reply_syn_reopens_time_wait => "reply-syn-reopens-time-wait",
+    /// A retransmitted REPLY SYN/ACK in SYN_RECV is ignored (2.6.18: window-checked, SYN_RECV).
     reply_synack_in_syn_recv_ignored => "reply-synack-in-syn-recv-ignored",
+    // --- reopening and re-syncing ---
+    /// 2.6.18's reopen rule: only the SYN sender's own close, or a higher ISN, reopens
+    /// TIME_WAIT/CLOSE; otherwise the SYN is INVALID ("invalid SYN").
     reopen_by_own_close_or_higher_isn => "reopen-by-own-close-or-higher-isn",
+    /// 2.6.18: an RST also marks its sender as the closer (CLOSE_INIT).
     close_init_on_close => "close-init-on-close",
+    /// A SYN/ACK answering an ignored SYN re-syncs the entry. 2.6.18: the entry is destroyed and
+    /// the SYN/ACK dropped ("killing out of sync session").
     resync_on_synack => "resync-on-synack",
+    /// A SYN ignored in LAST_ACK expects an RFC 5961 challenge ACK, which does not close it.
     challenge_ack_in_last_ack => "challenge-ack-in-last-ack",
+    // --- window tracking ---
+    /// 2.6.18: a direction is unseen while `td_end == 0`; the reply direction starts with
+    /// `td_maxwin = 1`, and the receiver's window grows without checking it is known.
     reply_maxwin_starts_at_one => "reply-maxwin-starts-at-one",
+    /// ≤ 3.6 and 2.6.18: segments without data skip the sequence checks I and II.
     zero_length_skips_seq_checks => "zero-length-skips-seq-checks",
+    /// Since 3.11: check II passes while the receiver's window is unknown.
     unknown_receiver_window_passes_ii => "unknown-receiver-window-passes-ii",
+    /// Since 6.1: old retransmissions and overly delayed ACKs are ignored, not INVALID.
     tristate_window => "tristate-window",
+    /// Since 6.1: a segment slightly beyond the window is ignored ("bytes more than expected").
     overshoot_workaround => "overshoot-workaround",
+    /// Since 5.17 / 6.1 (and RHEL 8): a SYN or SYN/ACK with a higher sequence number
+    /// re-initialises its direction in SYN_SENT or SYN_RECV whichever side sends it (and only
+    /// SYNs do). Before: only the originator in SYN_SENT or the responder in SYN_RECV, any packet.
     reinit_on_any_higher_syn => "reinit-on-any-higher-syn",
+    /// Since 6.1: the "both sides must offer window scaling" reset runs only for the reply.
     wscale_reset_on_reply_only => "wscale-reset-on-reply-only",
+    /// Since 6.1: option parsing keeps a direction's BE_LIBERAL flag.
     options_keep_liberal => "options-keep-liberal",
+    /// Since 4.x: the mid-stream initialisation also sets up an unseen receiver, and adjusts for
+    /// a keep-alive reply.
     midstream_receiver_init => "midstream-receiver-init",
+    /// Since 3.x: bound IV tests the SACK edge with `>=`; 2.6.18 tests the ACK with `>`.
     ack_lower_bound_uses_sack => "ack-lower-bound-uses-sack",
+    /// Since 3.x: DATA_UNACKNOWLEDGED bookkeeping and the UNACK timeout.
     unacknowledged_data => "unacknowledged-data",
+    // --- RST ---
+    /// Since 3.x: td_maxack is kept, and an RST below the peer's highest ACK is INVALID.
     rst_maxack_check => "rst-maxack-check",
+    /// Since 5.x: an in-window but inexact RST keeps an established connection established.
     rst_inexact_keeps_state => "rst-inexact-keeps-state",
+    /// Since 5.14: RSTs in closing states, after a SYN, or with sequence 0 skip the max-ack check.
     rst_reuse_exceptions => "rst-reuse-exceptions",
+    /// Since 5.14: every accepted RST gets the CLOSE timeout.
     rst_close_timeout => "rst-close-timeout",
+    /// Since 6.2 (6.1 stable): an RST answering a challenge ACK in SYN_SENT is accepted.
     rst_after_challenge_ack => "rst-after-challenge-ack",
+    /// Since 2026: the "RST answers an ignored SYN" shortcut needs the RST from the other side.
     rst_ignored_syn_other_direction => "rst-ignored-syn-other-direction",
+    // --- timeouts ---
+    /// Since 3.x: an unanswered picked-up entry lives 300 s, not the ESTABLISHED 5 days.
     unreplied_pickup_capped => "unreplied-pickup-capped",
+    /// Since 5.14: a retransmitted SYN does not refresh a SYN_SENT entry.
     syn_retransmit_no_refresh => "syn-retransmit-no-refresh",
+    /// Since 5.x: a zero window caps the timeout at the RETRANS timeout.
     zero_window_retrans_cap => "zero-window-retrans-cap",
+    /// Since 6.1: out-of-window FIN/RST from both sides lower an assured entry's timeout.
     lower_timeout_on_invalid_fin_rst => "lower-timeout-on-invalid-fin-rst",
+    // --- logging ---
+    /// Latest: a refused first packet logs "invalid new".
     log_invalid_new => "log-invalid-new",
 }
+
+
 
 impl Features {
     /// Current mainline, as the live kernel here (6.18) shows it.
@@ -351,6 +333,11 @@ impl Profile {
         ERAS.iter().find(|e| e.0 == name).map(Profile::from_era)
     }
 
+    /// Every era's profile, newest first.
+    pub fn all() -> Vec<Profile> {
+        ERAS.iter().map(Profile::from_era).collect()
+    }
+
     /// Every name `--kernel` accepts.
     pub fn names() -> Vec<&'static str> {
         ERAS.iter().map(|e| e.0).chain(ALIASES.iter().map(|a| a.0)).collect()
@@ -377,9 +364,57 @@ impl Default for Profile {
     }
 }
 
+/// The table of switches per era, in markdown (the generated part of `docs/kernels.md`).
+pub fn features_markdown() -> String {
+    let eras = Profile::all();
+    let mut s = String::from("| feature |");
+    for p in &eras {
+        s.push_str(&format!(" {} |", p.name));
+    }
+    s.push_str(" behaviour |\n|---|");
+    s.push_str(&"---|".repeat(eras.len() + 1));
+    s.push('\n');
+    let described: Vec<_> = eras.iter().map(|p| p.features.describe()).collect();
+    for (i, (name, doc, _)) in described[0].iter().enumerate() {
+        s.push_str(&format!("| `{name}` |"));
+        for d in &described {
+            s.push_str(if d[i].2 { " ✔ |" } else { " ✘ |" });
+        }
+        s.push_str(&format!(" {doc} |\n"));
+    }
+    let row = |label: &str, value: &dyn Fn(&Features) -> String, doc: &str| {
+        let mut r = format!("| {label} |");
+        for p in &eras {
+            r.push_str(&format!(" {} |", value(&p.features)));
+        }
+        r.push_str(&format!(" {doc} |\n"));
+        r
+    };
+    s.push_str(&row("(ORIGINAL SYN/ACK row)", &|f| format!("{:?}", f.original_synack), "AlwaysInvalid: 2.6.18; IgnoredLate: ignored from SYN_RECV on (3.x); SimultaneousOnly: only SYN_RECV/SYN_SENT2 → SYN_RECV"));
+    s.push_str(&row("(retransmission window)", &|f| format!("{:?}", f.retrans_window), "what the retransmission counter compares: nothing, the scaled or the raw window"));
+    s
+}
+
+/// Replaces the generated part of `docs/kernels.md` (between its markers) in `doc`.
+pub fn update_kernels_doc(doc: &str) -> Option<String> {
+    const START: &str = "<!-- generated: features (cargo run --example gen-docs) -->\n";
+    const END: &str = "<!-- end generated -->";
+    let a = doc.find(START)? + START.len();
+    let b = doc[a..].find(END)? + a;
+    Some(format!("{}{}{}", &doc[..a], features_markdown(), &doc[b..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernels_doc_is_generated_from_the_features() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/kernels.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let fresh = update_kernels_doc(&doc).expect("docs/kernels.md has the generated-section markers");
+        assert!(doc == fresh, "docs/kernels.md is out of date: run `cargo run --example gen-docs`");
+    }
 
     #[test]
     fn every_name_resolves() {
@@ -408,6 +443,7 @@ mod tests {
     fn eras_differ_where_the_spec_says() {
         let old = Profile::by_name("2.6.18").unwrap().features;
         assert!(!old.simultaneous_open && !old.resync_on_synack && !old.unreplied_pickup_capped);
-        assert!(Features::LATEST.tristate_window && !Features::V5_14.tristate_window);
+        let (latest, v5_14) = (Profile::latest().features, Profile::by_name("5.14").unwrap().features);
+        assert!(latest.tristate_window && !v5_14.tristate_window);
     }
 }
