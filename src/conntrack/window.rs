@@ -406,3 +406,144 @@ pub fn tcp_in_window(
     }
     InWindow::Accept
 }
+
+#[cfg(test)]
+mod tests {
+    //! The bounds one at a time, on the entry the spec's baseline handshake H leaves:
+    //! originator `td_end 1001, td_maxend 66161, td_maxwin 64240`, responder
+    //! `td_end 5001, td_maxend 69241, td_maxwin 65160`, ESTABLISHED.
+    use super::*;
+    use crate::conntrack::profile::Profile;
+    use crate::decode::{ChecksumStatus, TcpFlags, Tuple};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn established() -> TcpCt {
+        let mut ct = TcpCt::zeroed();
+        ct.state = TcpState::Established;
+        ct.seen[0] = DirState { td_end: 1001, td_maxend: 66161, td_maxwin: 64240, td_maxack: 5001, td_scale: 0, flags: flag::MAXACK_SET };
+        ct.seen[1] = DirState { td_end: 5001, td_maxend: 69241, td_maxwin: 65160, td_maxack: 1001, td_scale: 0, flags: flag::MAXACK_SET };
+        ct
+    }
+
+    fn seg(flags: u8, seq: u32, ack: u32, len: u32) -> Segment {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Segment {
+            tuple: Tuple { src: ip, dst: ip, sport: 1, dport: 2 },
+            seq,
+            ack,
+            window: 64240,
+            flags: TcpFlags(flags),
+            doff: 5,
+            l4_len: 20 + len,
+            options: TcpOptions::default(),
+            checksum: ChecksumStatus::Good,
+            ttl: 64,
+            fragments: 1,
+            truncated: false,
+            link_direction: None,
+        }
+    }
+
+    fn check(ct: &mut TcpCt, s: &Segment, liberal: bool) -> InWindow {
+        tcp_in_window(ct, Dir::Original, Index::of(s.flags), s, liberal, &Profile::latest().features)
+    }
+
+    fn bound(r: InWindow) -> Option<(Bound, u32, &'static str)> {
+        match r {
+            InWindow::Accept => None,
+            InWindow::AcceptLiberal(e) => Some((e.bound, e.logged_value, "liberal")),
+            InWindow::Ignore(e) => Some((e.bound, e.logged_value, "ignore")),
+            InWindow::Invalid(e) => Some((e.bound, e.logged_value, "invalid")),
+        }
+    }
+
+    const ACK: u8 = TcpFlags::ACK;
+
+    #[test]
+    fn in_window_data_is_accepted_and_learnt() {
+        let mut ct = established();
+        assert_eq!(check(&mut ct, &seg(ACK | TcpFlags::PSH, 1001, 5001, 100), false), InWindow::Accept);
+        assert_eq!(ct.seen[0].td_end, 1101);
+        assert!(ct.seen[0].has(flag::DATA_UNACKNOWLEDGED));
+    }
+
+    #[test]
+    fn bound_i_seq_beyond_the_window() {
+        let mut ct = established();
+        // Starts at td_maxend + 39: a small overshoot is ignored (and td_end advanced)...
+        assert_eq!(bound(check(&mut ct, &seg(ACK, 66200, 5001, 100), false)), Some((Bound::SeqOvershoot, 140, "ignore")));
+        assert_eq!(ct.seen[0].td_end, 66300);
+        // ...a large one is INVALID, the log naming td_maxend + 1.
+        let mut ct = established();
+        assert_eq!(bound(check(&mut ct, &seg(ACK, 200_000, 5001, 100), false)), Some((Bound::SeqOverUpper, 66162, "invalid")));
+    }
+
+    #[test]
+    fn bound_iii_ack_for_unseen_data() {
+        let mut ct = established();
+        assert_eq!(bound(check(&mut ct, &seg(ACK, 1001, 9000, 0), false)), Some((Bound::AckOverUpper, 5002, "invalid")));
+    }
+
+    #[test]
+    fn bound_ii_old_retransmission_is_ignored() {
+        let mut ct = established();
+        ct.seen[1].td_maxwin = 1000;
+        ct.seen[0].td_end = 4001;
+        assert_eq!(bound(check(&mut ct, &seg(ACK, 1001, 5001, 1000), false)), Some((Bound::SeqUnderLower, 3000, "ignore")));
+    }
+
+    #[test]
+    fn bound_iv_ancient_ack_is_ignored() {
+        let mut ct = established();
+        ct.seen[1].td_end = 80001;
+        assert_eq!(bound(check(&mut ct, &seg(ACK, 1001, 5001, 0), false)), Some((Bound::AckUnderLower, 14000, "ignore")));
+    }
+
+    #[test]
+    fn liberal_accepts_silently_without_learning() {
+        let mut ct = established();
+        let before = ct;
+        assert_eq!(bound(check(&mut ct, &seg(ACK, 1001, 9000, 0), true)), Some((Bound::AckOverUpper, 5002, "liberal")));
+        assert_eq!(ct, before, "nothing learnt from a packet that failed a bound");
+    }
+
+    #[test]
+    fn bool_era_reports_the_first_failed_bound_in_i_ii_iii_iv_order() {
+        // Both II and III fail; latest reports III first, 5.14 reports II.
+        let mut ct = established();
+        ct.seen[1].td_maxwin = 1000;
+        ct.seen[0].td_end = 4001;
+        let s = seg(ACK, 1001, 9000, 1000);
+        assert_eq!(bound(check(&mut ct.clone(), &s, false)).unwrap().0, Bound::AckOverUpper);
+        let old = Profile::by_name("5.14").unwrap().features;
+        let r = tcp_in_window(&mut ct, Dir::Original, Index::Ack, &s, false, &old);
+        assert_eq!(bound(r), Some((Bound::SeqUnderLower, 3000, "invalid")));
+    }
+
+    #[test]
+    fn midstream_init_of_an_unseen_direction() {
+        // A picked-up entry: the reply side is unseen; its first packet initialises it, and the
+        // receiver's unseen end is set from the ACK so that III passes.
+        let mut ct = TcpCt::zeroed();
+        ct.state = TcpState::Established;
+        let reply = seg(ACK, 7000, 3000, 10);
+        let r = tcp_in_window(&mut ct, Dir::Reply, Index::Ack, &reply, false, &Profile::latest().features);
+        assert_eq!(r, InWindow::Accept);
+        assert_eq!((ct.seen[1].td_end, ct.seen[1].td_maxwin), (7010, 64240));
+        assert_eq!(ct.seen[0].td_end, 3000);
+    }
+
+    #[test]
+    fn syn_options_respect_an_empty_option_area() {
+        let mut st = DirState { td_scale: 7, flags: flag::WINDOW_SCALE | flag::BE_LIBERAL, ..DirState::default() };
+        let f = Profile::latest().features;
+        st.take_options(&TcpOptions::default(), &f);
+        assert_eq!((st.td_scale, st.flags), (7, flag::WINDOW_SCALE | flag::BE_LIBERAL), "no options: untouched");
+        let opts = TcpOptions { area_len: 4, wscale: Some(20), ..TcpOptions::default() };
+        st.take_options(&opts, &f);
+        assert_eq!((st.td_scale, st.flags), (14, flag::WINDOW_SCALE | flag::BE_LIBERAL), "clamped to 14, liberal kept");
+        let old = Profile::by_name("5.14").unwrap().features;
+        st.take_options(&opts, &old);
+        assert_eq!(st.flags, flag::WINDOW_SCALE, "before 6.1 the liberal flag was lost");
+    }
+}
