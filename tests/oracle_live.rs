@@ -13,30 +13,15 @@ use common::{compare_one, oracle_settings, Comparison, Replay};
 use ctreplay::capture::Timestamp;
 use ctreplay::decode::TcpFlags;
 use ctreplay::synth::packet::{Checksum, Link, LinkKind, Payload, TcpOption, TcpOptions, TcpPacket};
+use ctreplay::synth::rng::Rng;
 use ctreplay::synth::Scenario;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-/// xorshift64*: a tiny deterministic generator, so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
+/// Picks one of `items`.
+fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
+    items[rng.below(items.len() as u64) as usize]
 }
 
 /// One endpoint's idea of its next sequence number.
@@ -54,17 +39,17 @@ fn perturb(rng: &mut Rng, v: u32) -> u32 {
         15 => v.wrapping_sub(rng.below(3000) as u32),
         16 => v.wrapping_add(60_000 + rng.below(200_000) as u32),
         17 => v.wrapping_sub(60_000 + rng.below(200_000) as u32),
-        18 => rng.next() as u32,
+        18 => rng.next_u64() as u32,
         _ => 0,
     }
 }
 
 fn syn_options(rng: &mut Rng) -> TcpOptions {
     let mut opts = vec![TcpOption::Mss(1460)];
-    if rng.chance(60) {
-        opts.push(TcpOption::WindowScale(rng.pick(&[0, 2, 7, 14, 15])));
+    if rng.percent(60) {
+        opts.push(TcpOption::WindowScale(pick(rng, &[0, 2, 7, 14, 15])));
     }
-    if rng.chance(60) {
+    if rng.percent(60) {
         opts.push(TcpOption::SackPermitted);
     }
     TcpOptions::from_list(&opts).unwrap()
@@ -73,15 +58,15 @@ fn syn_options(rng: &mut Rng) -> TcpOptions {
 /// A random conversation over three tuples (two client ports, and the server reusing one of
 /// them as a client), `packets` long.
 fn conversation(seed: u64, packets: usize) -> Scenario {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng(seed);
     let c: std::net::IpAddr = "10.0.0.1".parse().unwrap();
     let s: std::net::IpAddr = "10.0.0.2".parse().unwrap();
     let mut pairs: Vec<[Side; 2]> = [(40000, 80), (40001, 80)]
         .iter()
         .map(|&(cp, sp)| {
             [
-                Side { addr: SocketAddr::new(c, cp), next: rng.next() as u32 },
-                Side { addr: SocketAddr::new(s, sp), next: rng.next() as u32 },
+                Side { addr: SocketAddr::new(c, cp), next: rng.next_u64() as u32 },
+                Side { addr: SocketAddr::new(s, sp), next: rng.next_u64() as u32 },
             ]
         })
         .collect();
@@ -91,19 +76,19 @@ fn conversation(seed: u64, packets: usize) -> Scenario {
         ts = Timestamp(ts.0 + 1_000_000);
         let pair = rng.below(pairs.len() as u64) as usize;
         // Mostly the client, sometimes the server starts (role switch, stray segments).
-        let from = if rng.chance(55) { 0 } else { 1 };
+        let from = if rng.percent(55) { 0 } else { 1 };
         let (me, peer) = (pairs[pair][from], pairs[pair][1 - from]);
-        let win = rng.pick(&[0u16, 1, 512, 8192, 29200, 65535]);
+        let win = pick(&mut rng, &[0u16, 1, 512, 8192, 29200, 65535]);
         let (flags, seq, ack, len, opts) = match rng.below(100) {
             0..=14 => {
-                let isn = if rng.chance(50) { me.next.wrapping_sub(1) } else { rng.next() as u32 };
+                let isn = if rng.percent(50) { me.next.wrapping_sub(1) } else { rng.next_u64() as u32 };
                 (TcpFlags::SYN, isn, 0, 0, syn_options(&mut rng))
             }
             15..=24 => (TcpFlags::SYN | TcpFlags::ACK, me.next.wrapping_sub(1), perturb(&mut rng, peer.next), 0, syn_options(&mut rng)),
             25..=69 => {
-                let len = rng.pick(&[0u32, 0, 1, 100, 1460, 5000]);
+                let len = pick(&mut rng, &[0u32, 0, 1, 100, 1460, 5000]);
                 let mut opts = TcpOptions::default();
-                if rng.chance(15) {
+                if rng.percent(15) {
                     let a = peer.next;
                     opts = TcpOptions::from_list(&[TcpOption::Nop, TcpOption::Nop, TcpOption::Sack(vec![(a.wrapping_add(100), a.wrapping_add(rng.below(70_000) as u32))])]).unwrap();
                 }
@@ -112,8 +97,8 @@ fn conversation(seed: u64, packets: usize) -> Scenario {
             }
             70..=79 => (TcpFlags::FIN | TcpFlags::ACK, perturb(&mut rng, me.next), perturb(&mut rng, peer.next), 0, TcpOptions::default()),
             80..=92 => {
-                let f = if rng.chance(50) { TcpFlags::RST } else { TcpFlags::RST | TcpFlags::ACK };
-                let ack = if rng.chance(70) { peer.next } else { 0 };
+                let f = if rng.percent(50) { TcpFlags::RST } else { TcpFlags::RST | TcpFlags::ACK };
+                let ack = if rng.percent(70) { peer.next } else { 0 };
                 (f, perturb(&mut rng, me.next), ack, 0, TcpOptions::default())
             }
             _ => (rng.below(256) as u8, perturb(&mut rng, me.next), perturb(&mut rng, peer.next), 0, TcpOptions::default()),
@@ -122,12 +107,12 @@ fn conversation(seed: u64, packets: usize) -> Scenario {
         p.window = win;
         p.options = opts;
         p.payload = Payload::Zeros(len);
-        if rng.chance(2) {
+        if rng.percent(2) {
             p.checksum = Checksum::Bad;
         }
         let end = seq.wrapping_add(p.seq_len());
         // The sender believes what it sent; a wild number sometimes becomes its new truth.
-        if seq == me.next || (flags & TcpFlags::SYN != 0) || rng.chance(20) {
+        if seq == me.next || (flags & TcpFlags::SYN != 0) || rng.percent(20) {
             pairs[pair][from].next = end;
         }
         scenario.push(ts, p);

@@ -13,26 +13,13 @@ const S: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
 
 /// A segment from `from` to `to`, tcpdump-style flags ("S", "S.", ".", "P.", "F.", "R", "R.").
 fn seg(from: (IpAddr, u16), to: (IpAddr, u16), flags: &str, seq: u32, ack: u32, win: u16, len: u32) -> Segment {
-    let mut f = 0u8;
-    for c in flags.chars() {
-        f |= match c {
-            'S' => TcpFlags::SYN,
-            '.' => TcpFlags::ACK,
-            'P' => TcpFlags::PSH,
-            'F' => TcpFlags::FIN,
-            'R' => TcpFlags::RST,
-            'U' => TcpFlags::URG,
-            'E' => TcpFlags::ECE,
-            'W' => TcpFlags::CWR,
-            _ => panic!("flag {c}"),
-        };
-    }
+    let flags: TcpFlags = flags.parse().expect("tcpdump-style flags");
     Segment {
         tuple: Tuple { src: from.0, dst: to.0, sport: from.1, dport: to.1 },
         seq,
         ack,
         window: win,
-        flags: TcpFlags(f),
+        flags,
         doff: 5,
         l4_len: 20 + len,
         options: TcpOptions { complete: true, ..TcpOptions::default() },

@@ -80,6 +80,36 @@ impl std::fmt::Display for TcpFlags {
     }
 }
 
+impl std::str::FromStr for TcpFlags {
+    type Err = String;
+
+    /// tcpdump's letters, in any order: `S`, `S.`, `P.`, `FPU`, `SEW`; `none` for no flag.
+    fn from_str(s: &str) -> Result<TcpFlags, String> {
+        if s == "none" {
+            return Ok(TcpFlags(0));
+        }
+        let mut flags = 0u8;
+        for c in s.chars() {
+            let bit = match c {
+                'F' => Self::FIN,
+                'S' => Self::SYN,
+                'R' => Self::RST,
+                'P' => Self::PSH,
+                '.' => Self::ACK,
+                'U' => Self::URG,
+                'E' => Self::ECE,
+                'W' => Self::CWR,
+                _ => return Err(format!("unknown flag `{c}` (S . P F R U E W, or none)")),
+            };
+            if flags & bit != 0 {
+                return Err(format!("flag `{c}` given twice"));
+            }
+            flags |= bit;
+        }
+        Ok(TcpFlags(flags))
+    }
+}
+
 /// Whether the TCP checksum could be verified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChecksumStatus {

@@ -27,16 +27,7 @@ pub struct TestFrame {
 }
 
 fn flags(s: &str) -> TcpFlags {
-    TcpFlags(s.chars().fold(0, |f, c| {
-        f | match c {
-            'S' => TcpFlags::SYN,
-            '.' => TcpFlags::ACK,
-            'P' => TcpFlags::PSH,
-            'F' => TcpFlags::FIN,
-            'R' => TcpFlags::RST,
-            _ => panic!("flag {c}"),
-        }
-    }))
+    s.parse().expect("tcpdump-style flags")
 }
 
 impl TestFrame {

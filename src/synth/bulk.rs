@@ -12,6 +12,7 @@
 //! Output streams to any `Write`: only the open connections are in memory, and a packet costs no
 //! allocation.
 
+use super::rng::Rng;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -71,29 +72,6 @@ pub struct BulkStats {
     pub packets: u64,
     /// Bytes of frames (without file headers).
     pub frame_bytes: u64,
-}
-
-/// SplitMix64: tiny, fast and deterministic for a given seed; statistical quality is ample for
-/// picking sizes and interleavings.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0); the modulo bias is irrelevant here.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn percent(&mut self, p: u32) -> bool {
-        self.below(100) < p as u64
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,8 +298,8 @@ impl BulkGenerator {
         };
         let side = |addr, rng: &mut Rng, window| Side {
             addr,
-            next: rng.next() as u32,
-            tsval: rng.next() as u32,
+            next: rng.next_u64() as u32,
+            tsval: rng.next_u64() as u32,
             window,
         };
         let client = side(SocketAddr::new(c, port), rng, 502); // 502 << 7 = 64256 bytes

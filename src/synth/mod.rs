@@ -12,6 +12,7 @@
 //! This module only writes packets; it never decides what conntrack would make of them.
 
 pub mod bulk;
+pub mod rng;
 pub mod packet;
 mod parse;
 

@@ -472,32 +472,7 @@ fn parse_flags(tok: &str) -> Result<u8, String> {
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .ok_or_else(|| format!("`{tok}`: expected flags in brackets, like [S.]"))?;
-    if inner == "none" {
-        return Ok(0);
-    }
-    let mut flags = 0u8;
-    for c in inner.chars() {
-        let bit = match c {
-            'F' => TcpFlags::FIN,
-            'S' => TcpFlags::SYN,
-            'R' => TcpFlags::RST,
-            'P' => TcpFlags::PSH,
-            '.' => TcpFlags::ACK,
-            'U' => TcpFlags::URG,
-            'E' => TcpFlags::ECE,
-            'W' => TcpFlags::CWR,
-            _ => {
-                return Err(format!(
-                    "unknown flag `{c}` in {tok} (S . P F R U E W, or [none])"
-                ));
-            }
-        };
-        if flags & bit != 0 {
-            return Err(format!("flag `{c}` twice in {tok}"));
-        }
-        flags |= bit;
-    }
-    Ok(flags)
+    inner.parse::<TcpFlags>().map(|f| f.0).map_err(|e| format!("{e} in {tok}"))
 }
 
 fn parse_checksum(v: &str) -> Result<Checksum, String> {

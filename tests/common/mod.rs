@@ -3,7 +3,6 @@
 
 use ctreplay::capture::CaptureError;
 use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
-use ctreplay::verdict::CtState;
 use serde_json::Value;
 use std::fs;
 use std::io;
@@ -80,14 +79,7 @@ impl Sink for Collect {
         Ok(())
     }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
-        let state = match obs.verdict.ct_state {
-            CtState::New => "new",
-            CtState::Established => "established",
-            CtState::Related => "related",
-            CtState::Invalid => "invalid",
-            CtState::Untracked => "untracked",
-            CtState::Skipped => "skipped",
-        };
+        let state = obs.verdict.ct_state.as_str();
         self.frames.push(Seen {
             frame: obs.frame.number,
             ct_state: state.to_string(),
