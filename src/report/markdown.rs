@@ -9,9 +9,8 @@ use super::cells;
 use super::reasons;
 use super::table::MAX_ROWS;
 use crate::capture::CaptureError;
-use crate::conntrack::state::Dir;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
-use crate::verdict::{Action, CreatedBy, EntryInfo, ReasonId, Verdict};
+use crate::verdict::{Action, ReasonId, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -159,20 +158,6 @@ impl<W: Write> MarkdownReport<W> {
     }
 }
 
-/// `created at frame 3 by a SYN, state ESTABLISHED, orientation reply`: where the entry a packet
-/// met came from, which is usually the answer to "why INVALID?".
-fn entry_line(e: &EntryInfo) -> String {
-    let origin = match e.created_by {
-        CreatedBy::Syn => format!("created at frame {} by a SYN", cells::frame(e.created_frame)),
-        CreatedBy::Pickup => format!("created by mid-stream pickup of frame {}", cells::frame(e.created_frame)),
-    };
-    let orientation = match e.orientation {
-        Dir::Original => "original",
-        Dir::Reply => "reply",
-    };
-    format!("{origin}, state {}, orientation {orientation}", e.state)
-}
-
 /// `1 frame`, `2 frames`.
 fn plural(n: u64, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
@@ -220,7 +205,7 @@ impl<W: Write> Sink for MarkdownReport<W> {
         }
         self.rows.push(Self::row(obs));
         if let (true, Some(r), Some(e)) = (v.is_invalid(), &v.reason, &v.entry) {
-            let line = format!("frame {}: {}", cells::frame(obs.frame), entry_line(e));
+            let line = format!("frame {}: {}", cells::frame(obs.frame), cells::entry_line(e));
             self.entries.entry(r.id).or_default().push(line);
         }
         Ok(())
@@ -282,8 +267,9 @@ impl<W: Write> Sink for MarkdownReport<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conntrack::state::TcpState;
+    use crate::conntrack::state::{Dir, TcpState};
     use crate::report::test_support::TestFrame;
+    use crate::verdict::CreatedBy;
 
     fn run_info() -> RunInfo {
         RunInfo {

@@ -6,7 +6,7 @@
 use super::cells;
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table};
 use std::io::{self, Write};
 
 pub const MAX_ROWS: usize = 10_000;
@@ -15,7 +15,7 @@ pub struct TableReport<W: Write> {
     out: W,
     all: bool,
     width: Option<u16>,
-    rows: Vec<[String; 7]>,
+    rows: Vec<[String; 8]>,
     omitted: u64,
     errors: Vec<String>,
     run: Option<RunInfo>,
@@ -45,6 +45,15 @@ impl<W: Write> TableReport<W> {
     }
 }
 
+/// Columns `cols` are as wide as their content: comfy-table wraps the others instead.
+pub(crate) fn keep_whole(t: &mut Table, cols: &[usize]) {
+    for &c in cols {
+        if let Some(col) = t.column_mut(c) {
+            col.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
 impl<W: Write> Sink for TableReport<W> {
     fn begin(&mut self, run: &RunInfo) -> io::Result<()> {
         self.run = Some(run.clone());
@@ -61,7 +70,16 @@ impl<W: Write> Sink for TableReport<W> {
             return Ok(());
         }
         let (id, log) = cells::reason_and_log(v);
-        let row = [cells::frame(obs.frame), cells::flow(obs), cells::packet(obs), cells::states(v), v.action.as_str().into(), id, log];
+        let row = [
+            cells::frame(obs.frame),
+            cells::flow(obs),
+            cells::packet(obs),
+            cells::states(v),
+            v.action.as_str().into(),
+            id,
+            cells::entry_brief(v),
+            log,
+        ];
         self.rows.push(row);
         Ok(())
     }
@@ -74,7 +92,10 @@ impl<W: Write> Sink for TableReport<W> {
     fn end(&mut self, s: &Summary) -> io::Result<()> {
         if !self.rows.is_empty() {
             let mut t = self.table();
-            t.set_header(vec!["frame", "flow", "packet", "conntrack state", "verdict", "reason", "kernel log"]);
+            t.set_header(vec!["frame", "flow", "packet", "conntrack state", "verdict", "reason", "entry", "kernel log"]);
+            // Identifiers stay whole (a reader copies them, greps for them); the free text of
+            // the packet and the log line is what wraps when the table is narrow.
+            keep_whole(&mut t, &[0, 1, 5]);
             for row in self.rows.drain(..) {
                 t.add_row(row.to_vec());
             }
@@ -127,17 +148,18 @@ impl<W: Write> Sink for TableReport<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conntrack::state::TcpState;
+    use crate::conntrack::state::{Dir, TcpState};
     use crate::report::test_support::TestFrame;
-    use crate::verdict::ReasonId;
+    use crate::verdict::{CreatedBy, ReasonId};
 
     #[test]
     fn notable_rows_then_summary() {
         let mut out = Vec::new();
-        let mut t = TableReport::new(&mut out, false, Some(200));
+        let mut t = TableReport::new(&mut out, false, Some(260));
         let quiet = TestFrame::tcp(1, ".");
         let syn = TestFrame::tcp(2, "S")
-            .invalid(ReasonId::SynMeetsReversedEntry, &["nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED"]);
+            .invalid(ReasonId::SynMeetsReversedEntry, &["nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED"])
+            .entry(1, CreatedBy::Pickup, Dir::Reply, TcpState::Established);
         let rst = TestFrame::tcp(3, "R").file(1).states(TcpState::Established, TcpState::Close).invalid(ReasonId::InvalidRst, &[]);
         for f in [&quiet, &syn, &rst] {
             t.packet(&f.obs()).unwrap();
@@ -146,7 +168,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let rows: Vec<&str> = text.lines().filter(|l| l.contains("10.0.0.1:40000")).collect();
         assert_eq!(rows.len(), 2, "only the notable frames:\n{text}");
-        for want in ["│ 2 ", "[S] seq=1002 ack=5000 len=0 win=64240", "syn-meets-reversed-entry", "nf_ct_proto_6: packet (index 0)"] {
+        for want in ["│ 2 ", "[S] seq=1002 ack=5000 len=0 win=64240", "syn-meets-reversed-entry", "pickup@1 ESTABLISHED reply", "nf_ct_proto_6: packet (index 0)"] {
             assert!(rows[0].contains(want), "{want:?} in {:?}", rows[0]);
         }
         for want in ["│ 1:3 ", "ESTABLISHED → CLOSE", "invalid-rst", "(not logged)"] {
