@@ -4,6 +4,7 @@
 use crate::capture::Timestamp;
 use crate::conntrack::state::Dir;
 use crate::engine::Observation;
+use crate::report::flows::FlowRecord;
 use crate::verdict::{Action, CreatedBy, EntryInfo, FrameRef, Verdict};
 
 /// `12`, or `1:12` for a frame of the second input file (the first file's frames keep the plain
@@ -98,6 +99,41 @@ pub fn entry_line(e: &EntryInfo) -> String {
 pub fn duration(ns: i64) -> String {
     let s = ns as f64 / 1e9;
     if ns.abs() < 1_000_000_000 && ns != 0 { format!("{:.0} ms", s * 1e3) } else { format!("{s:.3} s") }
+}
+
+/// The columns of a flow row, shared by the terminal table and the markdown report.
+pub const FLOW_HEADER: [&str; 10] =
+    ["flow (original)", "entry", "frames", "start (UTC)", "duration", "states", "history", "INVALID", "ignored", "ended"];
+
+/// A flow's cells, in [`FLOW_HEADER`]'s order: `pickup@20`, `20…30 (3)`, `SYN_SENT>SYN_RECV`, …
+pub fn flow_row(f: &FlowRecord) -> [String; 10] {
+    let entry = match (f.created_by, f.created_frame) {
+        (Some(by), Some(at)) if f.partial => format!("{} (seen from {})", created_at(by, at), frame(f.first_frame)),
+        (Some(by), Some(at)) => created_at(by, at),
+        _ => "none".into(),
+    };
+    let frames = if f.frames == 1 {
+        format!("{} (1)", frame(f.first_frame))
+    } else {
+        format!("{}…{} ({})", frame(f.first_frame), frame(f.last_frame), f.frames)
+    };
+    let states = if f.states.is_empty() {
+        "-".into()
+    } else {
+        f.states.iter().map(|s| s.name()).collect::<Vec<_>>().join(">")
+    };
+    [
+        f.flow.to_string(),
+        entry,
+        frames,
+        utc(f.first_ts),
+        duration(f.last_ts.0 - f.first_ts.0),
+        states,
+        f.history.clone(),
+        (f.invalid + f.dropped).to_string(),
+        f.ignored.to_string(),
+        f.ended.map_or("-", |e| e.words()).to_string(),
+    ]
 }
 
 /// Capture time in UTC, `2023-11-14 22:13:20.000001`: microseconds, or nanoseconds when the

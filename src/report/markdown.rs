@@ -6,6 +6,7 @@
 //! still cover every packet.
 
 use super::cells;
+use super::flows::{FlowRows, MAX_FLOW_ROWS};
 use super::reasons;
 use super::table::MAX_ROWS;
 use crate::capture::CaptureError;
@@ -26,6 +27,7 @@ pub struct MarkdownReport<W: Write> {
     counts: BTreeMap<ReasonId, Outcomes>,
     /// Per reason, one line per INVALID packet (among the rows kept) that met an entry.
     entries: BTreeMap<ReasonId, Vec<String>>,
+    flows: FlowRows,
     errors: Vec<String>,
 }
 
@@ -74,6 +76,7 @@ impl<W: Write> MarkdownReport<W> {
             omitted: 0,
             counts: BTreeMap::new(),
             entries: BTreeMap::new(),
+            flows: FlowRows::new(all, MAX_FLOW_ROWS),
             errors: Vec::new(),
         }
     }
@@ -158,6 +161,34 @@ impl<W: Write> MarkdownReport<W> {
     }
 }
 
+impl<W: Write> MarkdownReport<W> {
+    /// The connections the notable packets belong to, one row per conntrack entry.
+    fn flows_table(&self) -> String {
+        let mut md = String::from("### Connections\n\n|");
+        for h in cells::FLOW_HEADER {
+            let _ = write!(md, " {h} |");
+        }
+        md.push_str("\n|---|---|---|---|---:|---|---|---:|---:|---|\n");
+        for f in &self.flows.rows {
+            let mut c = cells::flow_row(f);
+            // the tuple and the history are copied and grepped: code, as in the packets table
+            c[0] = code(&c[0]);
+            c[6] = code(&c[6]);
+            md.push('|');
+            for c in c {
+                let _ = write!(md, " {} |", cell(&c));
+            }
+            md.push('\n');
+        }
+        if self.flows.omitted > 0 {
+            let _ = writeln!(md, "\n… {} more connections not shown (use `--format jsonl` for all of them).", self.flows.omitted);
+        }
+        md.push_str("\nHistory: one letter per packet, uppercase from the originator, lowercase from the responder \
+                     (S SYN, H SYN/ACK, A ACK, D data, F FIN, R RST, N none of these); `!` INVALID, `~` ignored.\n\n");
+        md
+    }
+}
+
 /// `1 frame`, `2 frames`.
 fn plural(n: u64, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
@@ -192,6 +223,7 @@ impl<W: Write> Sink for MarkdownReport<W> {
     }
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
+        self.flows.packet(obs);
         let v: &Verdict = &obs.verdict;
         if let Some(r) = &v.reason {
             self.counts.entry(r.id).or_default().add(v.action);
@@ -238,6 +270,10 @@ impl<W: Write> Sink for MarkdownReport<W> {
                 let _ = writeln!(md, "\n… {} more packets not shown (use `--format jsonl` for all of them).", self.omitted);
             }
             md.push('\n');
+        }
+        self.flows.finish();
+        if !self.flows.rows.is_empty() {
+            md.push_str(&self.flows_table());
         }
         for (id, outcomes) in &self.counts {
             let info = reasons::info(*id);

@@ -1,9 +1,11 @@
 //! The terminal report: one row per INVALID / ignored / logged packet, then a summary.
 //!
 //! Rows are kept until the end (a table needs its column widths), so at most
-//! [`MAX_ROWS`] are kept; the summary still counts every packet.
+//! [`MAX_ROWS`] are kept; the summary still counts every packet. Between the two, the flows with
+//! notable packets (capped at [`MAX_FLOW_ROWS`]).
 
 use super::cells;
+use super::flows::{FlowRows, MAX_FLOW_ROWS};
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table};
@@ -17,6 +19,7 @@ pub struct TableReport<W: Write> {
     width: Option<u16>,
     rows: Vec<[String; 8]>,
     omitted: u64,
+    flows: FlowRows,
     errors: Vec<String>,
     run: Option<RunInfo>,
 }
@@ -24,7 +27,16 @@ pub struct TableReport<W: Write> {
 impl<W: Write> TableReport<W> {
     /// `width`: a fixed table width (tests, pipes); `None` follows the terminal.
     pub fn new(out: W, all: bool, width: Option<u16>) -> Self {
-        TableReport { out, all, width, rows: Vec::new(), omitted: 0, errors: Vec::new(), run: None }
+        TableReport {
+            out,
+            all,
+            width,
+            rows: Vec::new(),
+            omitted: 0,
+            flows: FlowRows::new(all, MAX_FLOW_ROWS),
+            errors: Vec::new(),
+            run: None,
+        }
     }
 
     fn table(&self) -> Table {
@@ -61,6 +73,7 @@ impl<W: Write> Sink for TableReport<W> {
     }
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
+        self.flows.packet(obs);
         let v = &obs.verdict;
         if !(self.all || v.is_notable()) {
             return Ok(());
@@ -102,6 +115,19 @@ impl<W: Write> Sink for TableReport<W> {
             writeln!(self.out, "{t}")?;
             if self.omitted > 0 {
                 writeln!(self.out, "… {} more packets not shown (use --format jsonl for all of them)", self.omitted)?;
+            }
+        }
+        self.flows.finish();
+        if !self.flows.rows.is_empty() {
+            let mut t = self.table();
+            t.set_header(cells::FLOW_HEADER.to_vec());
+            keep_whole(&mut t, &[0, 1, 6]);
+            for f in &self.flows.rows {
+                t.add_row(cells::flow_row(f).to_vec());
+            }
+            writeln!(self.out, "{t}")?;
+            if self.flows.omitted > 0 {
+                writeln!(self.out, "… {} more flows not shown (use --format jsonl for all of them)", self.flows.omitted)?;
             }
         }
         let mut t = self.table();
@@ -166,7 +192,7 @@ mod tests {
         }
         t.end(&Summary::default()).unwrap();
         let text = String::from_utf8(out).unwrap();
-        let rows: Vec<&str> = text.lines().filter(|l| l.contains("10.0.0.1:40000")).collect();
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("win=64240")).collect();
         assert_eq!(rows.len(), 2, "only the notable frames:\n{text}");
         for want in ["│ 2 ", "[S] seq=1002 ack=5000 len=0 win=64240", "syn-meets-reversed-entry", "pickup@1 ESTABLISHED reply", "nf_ct_proto_6: packet (index 0)"] {
             assert!(rows[0].contains(want), "{want:?} in {:?}", rows[0]);
@@ -175,5 +201,16 @@ mod tests {
             assert!(rows[1].contains(want), "{want:?} in {:?}", rows[1]);
         }
         assert!(text.contains("summary"));
+        // flows: frame 2 met an entry this report never saw created, frame 1:3 met none; the
+        // accepted frame 1 alone makes no notable flow
+        let flow_rows: Vec<&str> = text.lines().filter(|l| l.contains("2023-11-14")).collect();
+        assert_eq!(flow_rows.len(), 2, "{text}");
+        for want in ["10.0.0.2:80>10.0.0.1:40000", "pickup@1 (seen from 2)", "2 (1)", "ESTABLISHED", "s!", "expired"] {
+            assert!(flow_rows[0].contains(want), "{want:?} in {:?}", flow_rows[0]);
+        }
+        for want in ["10.0.0.1:40000>10.0.0.2:80", "none", "1:3 (1)", "R!"] {
+            assert!(flow_rows[1].contains(want), "{want:?} in {:?}", flow_rows[1]);
+        }
+        assert!(text.find("history").unwrap() < text.find("summary").unwrap(), "flows before the summary");
     }
 }
