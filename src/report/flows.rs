@@ -127,7 +127,8 @@ const LETTERS: &str = "SHAFRDN";
 
 impl History {
     /// The letter of a packet: the class that matters most to conntrack (RST over SYN over FIN,
-    /// as its state table ranks them), then data, then a bare ACK, `N` for none of these.
+    /// as its state table ranks them), then data, then a bare ACK, `N` for none of these. (The
+    /// caller adds `D` before an accepted FIN with data.)
     fn letter(seg: &Segment) -> char {
         let f = seg.flags;
         if f.rst() {
@@ -205,14 +206,14 @@ impl Flow {
 
 /// The entry a packet belongs to, as its verdict tells.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Belongs {
+pub(crate) enum Belongs {
     /// `created`: the entry's creating frame; `orig`: its ORIGINAL tuple; `new`: this packet
     /// created it.
     Entry { created: FrameRef, by: CreatedBy, orig: Tuple, new: bool },
     None,
 }
 
-fn belongs(obs: &Observation<'_>, seg: &Segment) -> Belongs {
+pub(crate) fn belongs(obs: &Observation<'_>, seg: &Segment) -> Belongs {
     let v = &obs.verdict;
     if let Some(e) = &v.entry {
         let orig = if e.orientation == Dir::Original { seg.tuple } else { seg.tuple.reversed() };
@@ -352,7 +353,12 @@ impl FlowTracker {
             Belongs::None if seg.tuple == r.flow => Dir::Original,
             Belongs::None => Dir::Reply,
         };
-        flow.history.push(History::letter(seg), dir, mark);
+        let letter = History::letter(seg);
+        if letter == 'F' && seg.payload_len() > 0 && mark.is_none() {
+            // A FIN often carries the last data (as Zeek, the history says both).
+            flow.history.push('D', dir, None);
+        }
+        flow.history.push(letter, dir, mark);
 
         // The entry is gone after this packet: conntrack deletes an entry whose only answer was
         // an RST (the tracker's `!seen_reply` rule), and 2.6.18 kills an out-of-sync one.
