@@ -95,10 +95,17 @@ pub fn entry_line(e: &EntryInfo) -> String {
     format!("{}, state {}, orientation {}", created_words(e.created_by, e.created_frame), e.state, orientation(e.orientation))
 }
 
-/// `1.5 s`, `250 ms`: a duration for people, from nanoseconds.
+/// `1.500 s`, `250 ms`, `432000.000 s (5.0 days)`: a duration for people, from nanoseconds.
+/// Seconds stay exact, because they are compared with sysctl timeouts, given in seconds.
 pub fn duration(ns: i64) -> String {
     let s = ns as f64 / 1e9;
-    if ns.abs() < 1_000_000_000 && ns != 0 { format!("{:.0} ms", s * 1e3) } else { format!("{s:.3} s") }
+    match ns.abs() {
+        0 => "0.000 s".into(),
+        n if n < 1_000_000_000 => format!("{:.0} ms", s * 1e3),
+        n if n >= 86_400_000_000_000 => format!("{s:.3} s ({:.1} days)", s / 86_400.0),
+        n if n >= 3_600_000_000_000 => format!("{s:.3} s ({:.1} h)", s / 3_600.0),
+        _ => format!("{s:.3} s"),
+    }
 }
 
 /// The columns of a flow row, shared by the terminal table and the markdown report.
@@ -134,6 +141,11 @@ pub fn flow_row(f: &FlowRecord) -> [String; 10] {
         f.ignored.to_string(),
         f.ended.map_or("-", |e| e.words()).to_string(),
     ]
+}
+
+/// `1 frame`, `2 frames`.
+pub fn plural(n: u64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// Capture time in UTC, `2023-11-14 22:13:20.000001`: microseconds, or nanoseconds when the
@@ -205,6 +217,8 @@ mod tests {
         assert_eq!(duration(0), "0.000 s");
         assert_eq!(duration(250_000_000), "250 ms");
         assert_eq!(duration(10_600_000_000), "10.600 s");
+        assert_eq!(duration(7_200_000_000_000), "7200.000 s (2.0 h)");
+        assert_eq!(duration(431_999_999_000_000), "431999.999 s (5.0 days)");
     }
 
     #[test]

@@ -123,9 +123,9 @@ impl<W: Write> MarkdownReport<W> {
             (total(|o| o.invalid + o.dropped), total(|o| o.dropped), total(|o| o.ignored), total(|o| o.logged));
         let mut p = format!(
             "**What ctreplay found:** {} ({}, {} tracked). ",
-            plural(s.frames, "frame"),
-            plural(s.tcp_packets, "TCP packet"),
-            plural(s.flows, "connection")
+            cells::plural(s.frames, "frame"),
+            cells::plural(s.tcp_packets, "TCP packet"),
+            cells::plural(s.flows, "connection")
         );
         if invalid == 0 {
             p.push_str("Conntrack classes **no packet INVALID**");
@@ -184,14 +184,9 @@ impl<W: Write> MarkdownReport<W> {
             let _ = writeln!(md, "\n… {} more connections not shown (use `--format jsonl` for all of them).", self.flows.omitted);
         }
         md.push_str("\nHistory: one letter per packet, uppercase from the originator, lowercase from the responder \
-                     (S SYN, H SYN/ACK, A ACK, D data, F FIN, R RST, N none of these); `!` INVALID, `~` ignored.\n\n");
+                     (S SYN, H SYN/ACK, A ACK, D data, F FIN, R RST, N none of these; docs/output.md); `!` INVALID, `~` ignored.\n\n");
         md
     }
-}
-
-/// `1 frame`, `2 frames`.
-fn plural(n: u64, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// A table cell: `|` would end the cell, a line break the row.
