@@ -15,6 +15,7 @@ use crate::conntrack::state::{Dir, TcpState};
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
+use foldhash::fast::FixedState;
 use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
 
@@ -234,7 +235,9 @@ fn canonical(t: Tuple) -> Tuple {
 
 /// Follows every tuple's entries through a run.
 pub struct FlowTracker {
-    active: HashMap<Tuple, Flow>,
+    /// (The conntrack table's fast hasher: a lookup per packet. Nothing depends on the map's
+    /// order: eviction and the final flush sort.)
+    active: HashMap<Tuple, Flow, FixedState>,
     cap: usize,
     clock: u64,
 }
@@ -248,7 +251,7 @@ impl Default for FlowTracker {
 impl FlowTracker {
     /// `cap`: open flows kept before the least recently seen are emitted early.
     pub fn new(cap: usize) -> Self {
-        FlowTracker { active: HashMap::new(), cap: cap.max(1), clock: 0 }
+        FlowTracker { active: HashMap::default(), cap: cap.max(1), clock: 0 }
     }
 
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
