@@ -392,19 +392,20 @@ fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
         && format == explain::Format::Table
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let (explained, summary) = with_output(args.output.as_deref(), |out| {
+    with_output(args.output.as_deref(), |out| {
         let mut sink = Explain::new(out, format, bold, target, settings.timing);
         let summary = engine::analyze(&captures, &settings, &mut sink)?;
-        Ok((sink.explained(), summary))
+        for e in &summary.errors {
+            eprintln!("ctreplay: {e}");
+        }
+        if !sink.explained() {
+            // Only a flow can be missing here: frame N was found by the first pass. An error
+            // also keeps -o FILE from being written with nothing in it.
+            anyhow::bail!("no TCP packet of {} (either direction) in the capture", target.tuple());
+        }
+        Ok(())
     })?;
-    for e in &summary.errors {
-        eprintln!("ctreplay: {e}");
-    }
-    if !explained {
-        // Only a flow can be missing here: frame N was found by the first pass.
-        eprintln!("ctreplay: no TCP packet of {} (either direction) in the capture", target.tuple());
-        return Ok(EXIT_ERROR);
-    }
+    // Input errors after what was explained (reported above) do not undo the explanation.
     Ok(EXIT_CLEAN)
 }
 
