@@ -393,7 +393,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
     with_output(args.output.as_deref(), |out| {
-        let mut sink = Explain::new(out, format, bold, target, settings.timing);
+        let mut sink = Explain::new(out, format, bold, target, settings.timing).named(args.captures.clone());
         let summary = engine::analyze(&captures, &settings, &mut sink)?;
         for e in &summary.errors {
             eprintln!("ctreplay: {e}");

@@ -142,4 +142,8 @@ fn stdin_is_read_once_and_explained() {
     let out = Command::cargo_bin("ctreplay").unwrap().args(["explain", "--frame", "21", "-"]).write_stdin(bytes).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8(out.stdout).unwrap().contains("Frame 21 — INVALID"));
+    let bytes = std::fs::read(CENTOS5).unwrap();
+    let out = Command::cargo_bin("ctreplay").unwrap().args(["explain", "--frame", "21", "--format", "json", "-"]).write_stdin(bytes).output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["captures"], serde_json::json!(["-"]), "named as given, not as the copy read");
 }

@@ -200,6 +200,8 @@ pub struct Explain<W: Write> {
     /// The capture's last frame, of any flow: whether an entry outlived the capture.
     last_capture_ts: Option<Timestamp>,
     run: Option<RunInfo>,
+    /// The captures as the user named them (stdin is read from a copy).
+    names: Option<Vec<String>>,
     errors: Vec<String>,
     error_records: Vec<serde_json::Value>,
 }
@@ -221,9 +223,16 @@ impl<W: Write> Explain<W> {
             first_ts: None,
             last_capture_ts: None,
             run: None,
+            names: None,
             errors: Vec::new(),
             error_records: Vec::new(),
         }
+    }
+
+    /// Names the captures as the user gave them, when the run reads copies.
+    pub fn named(mut self, captures: Vec<String>) -> Self {
+        self.names = Some(captures);
+        self
     }
 
     #[cfg(test)]
@@ -243,7 +252,11 @@ impl<W: Write> Explain<W> {
 
 impl<W: Write> Sink for Explain<W> {
     fn begin(&mut self, run: &RunInfo) -> io::Result<()> {
-        self.run = Some(run.clone());
+        let mut run = run.clone();
+        if let Some(names) = &self.names {
+            run.captures = names.clone();
+        }
+        self.run = Some(run);
         Ok(())
     }
 
