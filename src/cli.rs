@@ -5,13 +5,15 @@ use crate::check;
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
+use crate::decode::Tuple;
+use crate::report::explain::{self, Explain, FindFrame, Found, Target};
 use crate::report::{
     invalid_capture::InvalidCapture, json::JsonDocument, jsonl::JsonLines, markdown::MarkdownReport, progress::ProgressBar,
     table::TableReport, tee::Tee,
 };
-use crate::verdict::ReasonId;
+use crate::verdict::{FrameRef, ReasonId};
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ pub const EXIT_ERROR: u8 = 2;
 #[command(name = "ctreplay", version, about = "Replay tcpdump captures through a Linux-conntrack-exact TCP tracker \
 and explain every packet the kernel would class INVALID.",
     after_help = "Exit status: 0 no INVALID packet, 1 INVALID packets found, 2 the capture could not be analysed. \
-`check`: 0 every fixture passes, 1 some differ, 2 some cannot run.")]
+`explain`: 0 explained, 2 no such frame or flow. `check`: 0 every fixture passes, 1 some differ, 2 some cannot run.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,7 +38,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Analyse captures: report every packet conntrack would class INVALID, ignore, or log.
-    Analyze(AnalyzeArgs),
+    // (boxed: the tracker options make the argument structs large, and clippy rightly objects
+    // to an enum as large as its largest variant)
+    Analyze(Box<AnalyzeArgs>),
+    /// The timeline of one connection, packet by packet: every frame of the tuple of frame N (or
+    /// of --flow) with its verdict and the entry's window data after it, where entries begin and
+    /// end, and frame N's reason spelled out. Exit 0 explained, 2 no such frame or flow.
+    Explain(Box<ExplainArgs>),
     /// Replay every fixture capture under DIR and compare with its NAME.expect.json (CI
     /// regression; see docs/fixtures.md). Exit 0 all pass, 1 some differ, 2 some cannot run.
     Check(CheckArgs),
@@ -112,6 +120,48 @@ pub struct AnalyzeArgs {
     /// These reason ids never make the exit code 1 (repeatable).
     #[arg(long = "allow", value_name = "ID", value_parser = parse_reason)]
     pub allow: Vec<ReasonId>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("what").required(true).args(["frame", "flow"])))]
+pub struct ExplainArgs {
+    /// Capture files, as for `analyze` (`-` reads stdin).
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<String>,
+
+    /// The frame to explain: its number in its file (1-based, Wireshark's frame.number). Its
+    /// flow's whole timeline is shown.
+    #[arg(long, value_name = "N")]
+    pub frame: Option<u64>,
+
+    /// With several captures: the file frame N is in, 0 for the first (as `file` in the JSON
+    /// output).
+    #[arg(long, value_name = "I", requires = "frame")]
+    pub file: Option<u32>,
+
+    /// The flow to show instead: SRC:PORT>DST:PORT, either direction, e.g.
+    /// 10.0.0.1:40000>10.0.0.2:80 or [2001:db8::1]:40000>[2001:db8::2]:80.
+    #[arg(long, value_name = "TUPLE", value_parser = explain::parse_flow, conflicts_with = "frame")]
+    pub flow: Option<Tuple>,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Table)]
+    pub format: ExplainFormat,
+
+    /// Write the explanation to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExplainFormat {
+    /// A timeline for the terminal, and the frame's reason in words.
+    Table,
+    /// The timeline as one JSON document, with every number.
+    Json,
 }
 
 /// Options that change verdicts.
@@ -253,7 +303,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Analyze(args) => analyze(args),
+        Command::Analyze(args) => analyze(*args),
+        Command::Explain(args) => explain(*args),
         Command::Check(args) => check(args),
         Command::Whatif(args) => whatif(args),
     }
@@ -321,6 +372,82 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_CLEAN
     })
+}
+
+fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
+    let mut settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
+    settings.snapshots = true;
+    // --frame reads the capture twice, and stdin can be read only once: keep a copy.
+    let mut _stdin_copy = None;
+    let mut captures = args.captures.clone();
+    if args.frame.is_some() && captures.iter().any(|c| c == "-") {
+        let mut tmp = tempfile::NamedTempFile::new().context("keeping a copy of stdin")?;
+        io::copy(&mut io::stdin().lock(), &mut tmp).context("keeping a copy of stdin")?;
+        for c in captures.iter_mut().filter(|c| *c == "-") {
+            *c = tmp.path().to_string_lossy().into_owned();
+        }
+        _stdin_copy = Some(tmp);
+    }
+
+    let target = match (args.frame, args.flow) {
+        (Some(number), _) => {
+            let file = args.file.unwrap_or(0);
+            let Some(name) = args.captures.get(file as usize) else {
+                eprintln!("ctreplay: --file {file}: {} given (the first is --file 0)", crate::report::cells::plural(args.captures.len() as u64, "capture"));
+                return Ok(EXIT_ERROR);
+            };
+            let want = FrameRef { file, number };
+            let mut find = FindFrame::new(want);
+            // Pass 1 stops at frame N: finding its tuple costs only the frames before it.
+            let summary = match engine::analyze(&captures, &settings, &mut find) {
+                Ok(summary) => Some(summary),
+                Err(e) if explain::is_stop(&e) => None,
+                Err(e) => return Err(e.into()),
+            };
+            match find.found {
+                Some(Found::Tcp(tuple)) => Target::Frame(want, tuple),
+                Some(Found::NotTcp(why)) => {
+                    eprintln!("ctreplay: frame {number} of {name} belongs to no TCP flow: {why}");
+                    return Ok(EXIT_ERROR);
+                }
+                None => {
+                    let s = summary.unwrap_or_default();
+                    let frames = s.captures.get(file as usize).map_or(0, |c| c.frames);
+                    eprintln!("ctreplay: there is no frame {number} in {name}: it has {frames} frames");
+                    for e in &s.errors {
+                        eprintln!("ctreplay: {e}");
+                    }
+                    return Ok(EXIT_ERROR);
+                }
+            }
+        }
+        (None, Some(tuple)) => Target::Flow(tuple),
+        (None, None) => unreachable!("clap requires --frame or --flow"),
+    };
+
+    let format = match args.format {
+        ExplainFormat::Table => explain::Format::Table,
+        ExplainFormat::Json => explain::Format::Json,
+    };
+    let bold = args.output.is_none()
+        && format == explain::Format::Table
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    with_output(args.output.as_deref(), |out| {
+        let mut sink = Explain::new(out, format, bold, target, settings.timing).named(args.captures.clone());
+        let summary = engine::analyze(&captures, &settings, &mut sink)?;
+        for e in &summary.errors {
+            eprintln!("ctreplay: {e}");
+        }
+        if !sink.explained() {
+            // Only a flow can be missing here: frame N was found by the first pass. An error
+            // also keeps -o FILE from being written with nothing in it.
+            anyhow::bail!("no TCP packet of {} (either direction) in the capture", target.tuple());
+        }
+        Ok(())
+    })?;
+    // Input errors after what was explained (reported above) do not undo the explanation.
+    Ok(EXIT_CLEAN)
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<u8> {

@@ -6,18 +6,24 @@
 //!  "captures":[…],"packets":[
 //! {…},
 //! {…}
+//! ],"flows":[
+//! {…}
 //! ],"summary":{…},"errors":[…]}
 //! ```
 //!
-//! The packet records are JSON Lines' `packet` records, unchanged. They are written as they
-//! arrive, so memory does not grow with the capture; that is why `summary` (known only at the end)
-//! follows `packets`. Only the input errors, a handful at most, are kept until the end.
+//! The packet and flow records are JSON Lines' `packet` and `flow` records, unchanged. Packets
+//! are written as they arrive, so memory does not grow with the capture; that is why `summary`
+//! (known only at the end) follows `packets`. Flows end during the run too, but their array can
+//! only open once `packets` is closed: they wait in a temporary file, not in memory. Only the
+//! input errors, a handful at most, are kept until the end.
 
+use super::flows::{FlowRecord, FlowTracker};
 use super::record::{ErrorRecord, PacketRecord};
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use serde::Serialize;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
 
 /// The version of the document's shape; bumped when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -30,6 +36,11 @@ pub struct JsonDocument<W: Write> {
     packets: u64,
     /// Each input error, serialised.
     errors: Vec<String>,
+    flows: FlowTracker,
+    ended: Vec<FlowRecord>,
+    /// The flow records written so far, one per line, created with the first one.
+    spool: Option<BufWriter<File>>,
+    spooled: u64,
 }
 
 #[derive(Serialize)]
@@ -41,7 +52,31 @@ struct Header<'a> {
 
 impl<W: Write> JsonDocument<W> {
     pub fn new(out: W, all: bool) -> Self {
-        JsonDocument { out, all, several_files: false, packets: 0, errors: Vec::new() }
+        JsonDocument {
+            out,
+            all,
+            several_files: false,
+            packets: 0,
+            errors: Vec::new(),
+            flows: FlowTracker::default(),
+            ended: Vec::new(),
+            spool: None,
+            spooled: 0,
+        }
+    }
+
+    fn spool(&mut self, flows: Vec<FlowRecord>) -> io::Result<()> {
+        let all = self.all;
+        for f in flows.iter().filter(|f| f.shown(all)) {
+            let spool = match &mut self.spool {
+                Some(s) => s,
+                None => self.spool.insert(BufWriter::new(tempfile::tempfile()?)),
+            };
+            spool.write_all(if self.spooled == 0 { b"\n" } else { b",\n" })?;
+            serde_json::to_writer(&mut *spool, f)?;
+            self.spooled += 1;
+        }
+        Ok(())
     }
 }
 
@@ -56,6 +91,11 @@ impl<W: Write> Sink for JsonDocument<W> {
     }
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
+        self.flows.packet(obs, &mut self.ended);
+        if !self.ended.is_empty() {
+            let ended = std::mem::take(&mut self.ended);
+            self.spool(ended)?;
+        }
         if !(self.all || obs.verdict.is_notable()) {
             return Ok(());
         }
@@ -72,8 +112,17 @@ impl<W: Write> Sink for JsonDocument<W> {
     }
 
     fn end(&mut self, summary: &Summary) -> io::Result<()> {
+        let open = self.flows.finish();
+        self.spool(open)?;
         let close = if self.packets == 0 { "]" } else { "\n]" };
-        write!(self.out, "{close},\"summary\":")?;
+        write!(self.out, "{close},\"flows\":[")?;
+        if let Some(spool) = self.spool.take() {
+            let mut file = spool.into_inner().map_err(|e| e.into_error())?;
+            file.rewind()?;
+            io::copy(&mut file, &mut self.out)?;
+            self.out.write_all(b"\n")?;
+        }
+        write!(self.out, "],\"summary\":")?;
         serde_json::to_writer(&mut self.out, summary)?;
         writeln!(self.out, ",\"errors\":[{}]}}", self.errors.join(","))?;
         self.out.flush()
@@ -137,8 +186,9 @@ mod tests {
         // (the summary has "captures" and "errors" of its own: the header's come first, the
         // document's errors last)
         let at = |k: &str| text.find(k).unwrap();
-        let order = [at("\"captures\":"), at("\"packets\":"), at("\"summary\":"), text.rfind("\"errors\":").unwrap()];
-        assert!(order.is_sorted(), "header, packets, summary, errors: {text}");
+        let order =
+            [at("\"captures\":"), at("\"packets\":"), at("\"flows\":"), at("\"summary\":"), text.rfind("\"errors\":").unwrap()];
+        assert!(order.is_sorted(), "header, packets, flows, summary, errors: {text}");
         assert_eq!(doc["schema_version"], 1);
         assert_eq!(doc["vantage"], "forward");
         assert_eq!(doc["sysctls"][0], "nf_conntrack_tcp_loose=0");
@@ -149,7 +199,11 @@ mod tests {
         assert_eq!(doc["errors"][0]["offset"], 400);
         assert!(doc["errors"][0]["message"].as_str().unwrap().contains("truncated file"));
         assert!(text.ends_with("}\n"));
-        assert_eq!(text.lines().count(), 4, "a record per line:\n{text}");
+        // the four frames met no entry: one entry-less flow, shown for its INVALID packets
+        assert_eq!(doc["flows"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["flows"][0]["type"], "flow");
+        assert_eq!((&doc["flows"][0]["frames"], &doc["flows"][0]["invalid"]), (&Value::from(4), &Value::from(2)));
+        assert_eq!(text.lines().count(), 6, "a record per line:\n{text}");
     }
 
     #[test]
@@ -175,6 +229,7 @@ mod tests {
     fn empty_run_is_still_a_document() {
         let (text, doc) = document(false, &["a.pcap"], &[TestFrame::tcp(1, "S")], false);
         assert_eq!(doc["packets"], Value::Array(vec![]));
+        assert_eq!(doc["flows"], Value::Array(vec![]), "no notable flow");
         assert_eq!(doc["errors"], Value::Array(vec![]));
         assert_eq!(text.lines().count(), 1);
     }

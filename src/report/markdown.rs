@@ -6,12 +6,12 @@
 //! still cover every packet.
 
 use super::cells;
+use super::flows::{FlowRows, MAX_FLOW_ROWS};
 use super::reasons;
 use super::table::MAX_ROWS;
 use crate::capture::CaptureError;
-use crate::conntrack::state::Dir;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
-use crate::verdict::{Action, CreatedBy, EntryInfo, ReasonId, Verdict};
+use crate::verdict::{Action, ReasonId, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -27,6 +27,7 @@ pub struct MarkdownReport<W: Write> {
     counts: BTreeMap<ReasonId, Outcomes>,
     /// Per reason, one line per INVALID packet (among the rows kept) that met an entry.
     entries: BTreeMap<ReasonId, Vec<String>>,
+    flows: FlowRows,
     errors: Vec<String>,
 }
 
@@ -75,6 +76,7 @@ impl<W: Write> MarkdownReport<W> {
             omitted: 0,
             counts: BTreeMap::new(),
             entries: BTreeMap::new(),
+            flows: FlowRows::new(all, MAX_FLOW_ROWS),
             errors: Vec::new(),
         }
     }
@@ -121,9 +123,9 @@ impl<W: Write> MarkdownReport<W> {
             (total(|o| o.invalid + o.dropped), total(|o| o.dropped), total(|o| o.ignored), total(|o| o.logged));
         let mut p = format!(
             "**What ctreplay found:** {} ({}, {} tracked). ",
-            plural(s.frames, "frame"),
-            plural(s.tcp_packets, "TCP packet"),
-            plural(s.flows, "connection")
+            cells::plural(s.frames, "frame"),
+            cells::plural(s.tcp_packets, "TCP packet"),
+            cells::plural(s.flows, "connection")
         );
         if invalid == 0 {
             p.push_str("Conntrack classes **no packet INVALID**");
@@ -159,23 +161,32 @@ impl<W: Write> MarkdownReport<W> {
     }
 }
 
-/// `created at frame 3 by a SYN, state ESTABLISHED, orientation reply`: where the entry a packet
-/// met came from, which is usually the answer to "why INVALID?".
-fn entry_line(e: &EntryInfo) -> String {
-    let origin = match e.created_by {
-        CreatedBy::Syn => format!("created at frame {} by a SYN", cells::frame(e.created_frame)),
-        CreatedBy::Pickup => format!("created by mid-stream pickup of frame {}", cells::frame(e.created_frame)),
-    };
-    let orientation = match e.orientation {
-        Dir::Original => "original",
-        Dir::Reply => "reply",
-    };
-    format!("{origin}, state {}, orientation {orientation}", e.state)
-}
-
-/// `1 frame`, `2 frames`.
-fn plural(n: u64, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+impl<W: Write> MarkdownReport<W> {
+    /// The connections the notable packets belong to, one row per conntrack entry.
+    fn flows_table(&self) -> String {
+        let mut md = String::from("### Connections\n\n|");
+        for h in cells::FLOW_HEADER {
+            let _ = write!(md, " {h} |");
+        }
+        md.push_str("\n|---|---|---|---|---:|---|---|---:|---:|---|\n");
+        for f in &self.flows.rows {
+            let mut c = cells::flow_row(f);
+            // the tuple and the history are copied and grepped: code, as in the packets table
+            c[0] = code(&c[0]);
+            c[6] = code(&c[6]);
+            md.push('|');
+            for c in c {
+                let _ = write!(md, " {} |", cell(&c));
+            }
+            md.push('\n');
+        }
+        if self.flows.omitted > 0 {
+            let _ = writeln!(md, "\n… {} more connections not shown (use `--format jsonl` for all of them).", self.flows.omitted);
+        }
+        md.push_str("\nHistory: one letter per packet, uppercase from the originator, lowercase from the responder \
+                     (S SYN, H SYN/ACK, A ACK, D data, F FIN, R RST, N none of these; docs/output.md); `!` INVALID, `~` ignored.\n\n");
+        md
+    }
 }
 
 /// A table cell: `|` would end the cell, a line break the row.
@@ -207,6 +218,7 @@ impl<W: Write> Sink for MarkdownReport<W> {
     }
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
+        self.flows.packet(obs);
         let v: &Verdict = &obs.verdict;
         if let Some(r) = &v.reason {
             self.counts.entry(r.id).or_default().add(v.action);
@@ -220,7 +232,7 @@ impl<W: Write> Sink for MarkdownReport<W> {
         }
         self.rows.push(Self::row(obs));
         if let (true, Some(r), Some(e)) = (v.is_invalid(), &v.reason, &v.entry) {
-            let line = format!("frame {}: {}", cells::frame(obs.frame), entry_line(e));
+            let line = format!("frame {}: {}", cells::frame(obs.frame), cells::entry_line(e));
             self.entries.entry(r.id).or_default().push(line);
         }
         Ok(())
@@ -254,6 +266,10 @@ impl<W: Write> Sink for MarkdownReport<W> {
             }
             md.push('\n');
         }
+        self.flows.finish();
+        if !self.flows.rows.is_empty() {
+            md.push_str(&self.flows_table());
+        }
         for (id, outcomes) in &self.counts {
             let info = reasons::info(*id);
             let _ = writeln!(md, "### `{id}` ({})\n\n{}\n", outcomes.describe(), info.explanation);
@@ -282,8 +298,9 @@ impl<W: Write> Sink for MarkdownReport<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conntrack::state::TcpState;
+    use crate::conntrack::state::{Dir, TcpState};
     use crate::report::test_support::TestFrame;
+    use crate::verdict::CreatedBy;
 
     fn run_info() -> RunInfo {
         RunInfo {

@@ -3,6 +3,8 @@
 //! Every format is a [`crate::engine::Sink`]; none of them decides anything about a packet.
 
 pub mod cells;
+pub mod explain;
+pub mod flows;
 pub mod json;
 pub mod invalid_capture;
 pub mod jsonl;

@@ -143,6 +143,15 @@ impl TestFrame {
         self.reason(CtState::Established, Action::Ignore, id, log)
     }
 
+    /// The packet created an entry, now in `state`.
+    pub fn creates(mut self, state: TcpState) -> Self {
+        self.verdict.ct_state = CtState::New;
+        self.verdict.state_before = None;
+        self.verdict.state_after = Some(state);
+        self.verdict.entry = None;
+        self
+    }
+
     /// The packet met an entry created at frame `created` (file 0).
     pub fn entry(mut self, created: u64, by: CreatedBy, orientation: Dir, state: TcpState) -> Self {
         let at = FrameRef { file: 0, number: created };

@@ -1,0 +1,660 @@
+//! Flow summaries: one record per conntrack entry (a connection as conntrack saw it), built from
+//! the verdicts alone — the report side cannot look into the table, so how an entry ended is
+//! inferred from the packets of its tuple (see [`Ended`]).
+//!
+//! A flow is identified by its ORIGINAL tuple and the frame that created the entry. Packets of a
+//! tuple that met no entry at all (INVALID new, orphan RSTs…) are grouped into an entry-less
+//! flow, so that they are not lost from the flow view.
+//!
+//! Memory is bounded: only the flows still open are kept, one per tuple; a flow is emitted as
+//! soon as its end is known, and when more than a cap are open the least recently seen are
+//! emitted early, marked [`Ended::Evicted`] (`docs/limits.md`).
+
+use crate::capture::Timestamp;
+use crate::conntrack::state::{Dir, TcpState};
+use crate::decode::{Segment, Tuple};
+use crate::engine::Observation;
+use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
+use foldhash::fast::FixedState;
+use serde::{Serialize, Serializer};
+use std::collections::{BTreeMap, HashMap};
+
+/// Open flows kept before the least recently seen are emitted early.
+pub const MAX_ACTIVE_FLOWS: usize = 100_000;
+/// States recorded per flow; a flow flapping between states longer than this stops recording.
+pub const MAX_STATES: usize = 32;
+/// Characters of history kept per flow; a longer history ends with `…`.
+pub const MAX_HISTORY: usize = 64;
+
+/// How an entry ended, as far as the packets tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    /// An RST was accepted while no reply had been seen: conntrack deletes such an entry at once.
+    Rst,
+    /// 2.6.18's out-of-sync kill: conntrack destroyed the entry and dropped the packet.
+    Killed,
+    /// A SYN met it in TIME_WAIT or CLOSE and reopened the tuple as a new entry.
+    Reopened,
+    /// A later packet of the tuple found no entry (or a new one): the timeout ran out.
+    Expired,
+    /// Still open when the capture ends (its timeout may have run out since: not known here).
+    Open,
+    /// The report stopped following it ([`MAX_ACTIVE_FLOWS`]); it may have gone on.
+    Evicted,
+}
+
+impl Ended {
+    /// For people: `deleted by an RST`, `expired`, …
+    pub fn words(self) -> &'static str {
+        match self {
+            Ended::Rst => "deleted by an RST",
+            Ended::Killed => "killed (out of sync)",
+            Ended::Reopened => "replaced by a reopen",
+            Ended::Expired => "expired",
+            Ended::Open => "open at the end",
+            Ended::Evicted => "not followed further (memory bound)",
+        }
+    }
+}
+
+/// One flow, as the reports print it. Field names are a contract (`docs/output.md`).
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The ORIGINAL tuple (for an entry-less flow, the tuple of its first packet).
+    #[serde(serialize_with = "display")]
+    pub flow: Tuple,
+    /// The frame that created the entry; `None` for an entry-less flow.
+    pub created_frame: Option<FrameRef>,
+    pub created_by: Option<CreatedBy>,
+    /// The creation was not seen by this report (the flow was evicted earlier and came back):
+    /// counts cover only the packets since.
+    pub partial: bool,
+    pub first_frame: FrameRef,
+    pub last_frame: FrameRef,
+    #[serde(serialize_with = "secs")]
+    pub first_ts: Timestamp,
+    #[serde(serialize_with = "secs")]
+    pub last_ts: Timestamp,
+    pub frames: u64,
+    /// The TCP states the entry passed through, in order (at most [`MAX_STATES`]).
+    pub states: Vec<TcpState>,
+    pub invalid: u64,
+    pub ignored: u64,
+    pub dropped: u64,
+    /// Packets per reason id.
+    pub reasons: BTreeMap<ReasonId, u64>,
+    /// `None` for an entry-less flow.
+    pub ended: Option<Ended>,
+    pub history: String,
+    /// At least one packet was notable (INVALID, dropped, ignored or logged): the reports show
+    /// only such flows unless asked for all.
+    #[serde(skip)]
+    pub notable: bool,
+}
+
+impl FlowRecord {
+    /// Whether a report shows this flow: a notable one always, any with `all`.
+    pub fn shown(&self, all: bool) -> bool {
+        all || self.notable
+    }
+}
+
+fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(ts.as_secs_f64())
+}
+
+/// The history string: one letter per packet, uppercase from the originator, lowercase from the
+/// responder; see `docs/output.md` for the alphabet and the collapsing rules.
+#[derive(Clone, Debug, Default)]
+struct History {
+    text: String,
+    /// Unmarked letters already written since the last marked one, one bit per (letter, dir).
+    seen: u16,
+    /// The last marked token written (letter and mark), to collapse runs of it.
+    last_marked: Option<(char, char)>,
+    /// Whether the last token written was that marked one (a run is only a run if unbroken).
+    marked_last: bool,
+    full: bool,
+}
+
+const LETTERS: &str = "SHAFRDN";
+
+impl History {
+    /// The letter of a packet: the class that matters most to conntrack (RST over SYN over FIN,
+    /// as its state table ranks them), then data, then a bare ACK, `N` for none of these. (The
+    /// caller adds `D` before an accepted FIN with data.)
+    fn letter(seg: &Segment) -> char {
+        let f = seg.flags;
+        if f.rst() {
+            'R'
+        } else if f.syn() {
+            if f.ack() { 'H' } else { 'S' }
+        } else if f.fin() {
+            'F'
+        } else if seg.payload_len() > 0 {
+            'D'
+        } else if f.ack() {
+            'A'
+        } else {
+            'N'
+        }
+    }
+
+    /// `mark`: `!` INVALID or dropped, `~` ignored.
+    fn push(&mut self, letter: char, dir: Dir, mark: Option<char>) {
+        if self.full {
+            return;
+        }
+        let c = if dir == Dir::Original { letter } else { letter.to_ascii_lowercase() };
+        let token: String = match mark {
+            Some(m) => {
+                // A run of the same trouble says no more than its first: the counts are elsewhere.
+                if self.marked_last && self.last_marked == Some((c, m)) {
+                    return;
+                }
+                self.last_marked = Some((c, m));
+                self.marked_last = true;
+                // What follows trouble is worth seeing again, so letters start over.
+                self.seen = 0;
+                [c, m].iter().collect()
+            }
+            None => {
+                // Zeek's rule: a letter once per direction, so a long healthy transfer stays short.
+                let bit = 1u16 << (LETTERS.find(letter).unwrap_or(0) * 2 + dir.index());
+                if self.seen & bit != 0 {
+                    return;
+                }
+                self.seen |= bit;
+                self.marked_last = false;
+                c.to_string()
+            }
+        };
+        if self.text.len() + token.len() > MAX_HISTORY {
+            self.text.push('…');
+            self.full = true;
+        } else {
+            self.text.push_str(&token);
+        }
+    }
+}
+
+/// A flow being followed.
+struct Flow {
+    rec: FlowRecord,
+    history: History,
+    /// The entry is known to be gone (an RST deleted it, conntrack killed it).
+    gone: Option<Ended>,
+    /// When the run last met the flow, and first met it: for eviction and for the final order.
+    touched: u64,
+    born: u64,
+}
+
+impl Flow {
+    fn finish(mut self, ended: Option<Ended>) -> FlowRecord {
+        self.rec.history = std::mem::take(&mut self.history.text);
+        // Entry-less flows have no entry to end.
+        self.rec.ended = if self.rec.created_frame.is_some() { ended } else { None };
+        self.rec
+    }
+}
+
+/// The entry a packet belongs to, as its verdict tells.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Belongs {
+    /// `created`: the entry's creating frame; `orig`: its ORIGINAL tuple; `new`: this packet
+    /// created it.
+    Entry { created: FrameRef, by: CreatedBy, orig: Tuple, new: bool },
+    None,
+}
+
+pub(crate) fn belongs(obs: &Observation<'_>, seg: &Segment) -> Belongs {
+    let v = &obs.verdict;
+    if let Some(e) = &v.entry {
+        let orig = if e.orientation == Dir::Original { seg.tuple } else { seg.tuple.reversed() };
+        Belongs::Entry { created: e.created_frame, by: e.created_by, orig, new: false }
+    } else if v.action == Action::Accept && v.state_before.is_none() {
+        // Only a SYN creates an entry as SYN_SENT; anything else that may is mid-stream pickup.
+        let by = if seg.flags.syn() && !seg.flags.ack() { CreatedBy::Syn } else { CreatedBy::Pickup };
+        Belongs::Entry { created: obs.frame, by, orig: seg.tuple, new: true }
+    } else {
+        Belongs::None
+    }
+}
+
+/// The same key for both directions of a tuple.
+fn canonical(t: Tuple) -> Tuple {
+    t.min(t.reversed())
+}
+
+/// Follows every tuple's entries through a run.
+pub struct FlowTracker {
+    /// (The conntrack table's fast hasher: a lookup per packet. Nothing depends on the map's
+    /// order: eviction and the final flush sort.)
+    active: HashMap<Tuple, Flow, FixedState>,
+    cap: usize,
+    clock: u64,
+}
+
+impl Default for FlowTracker {
+    fn default() -> Self {
+        FlowTracker::new(MAX_ACTIVE_FLOWS)
+    }
+}
+
+impl FlowTracker {
+    /// `cap`: open flows kept before the least recently seen are emitted early.
+    pub fn new(cap: usize) -> Self {
+        FlowTracker { active: HashMap::default(), cap: cap.max(1), clock: 0 }
+    }
+
+    /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
+    /// appended to `done`, in the order their end became known.
+    pub fn packet(&mut self, obs: &Observation<'_>, done: &mut Vec<FlowRecord>) {
+        let Some(seg) = obs.segment else { return };
+        if obs.skip.is_some() {
+            return; // conntrack never saw it (--truncated skip)
+        }
+        let v = &obs.verdict;
+        let key = canonical(seg.tuple);
+        let b = belongs(obs, seg);
+        self.clock += 1;
+
+        if let Some(cur) = self.active.get(&key) {
+            let goes_on = match b {
+                Belongs::Entry { created, new, .. } => !new && cur.rec.created_frame == Some(created),
+                Belongs::None => cur.rec.created_frame.is_none(),
+            };
+            if !goes_on {
+                let cur = self.active.remove(&key).expect("just found");
+                let reopened = v.replaced.is_some_and(|r| Some(r.created_frame) == cur.rec.created_frame);
+                let ended = if reopened { Ended::Reopened } else { cur.gone.unwrap_or(Ended::Expired) };
+                done.push(cur.finish(Some(ended)));
+            }
+        }
+
+        let clock = self.clock;
+        let flow = self.active.entry(key).or_insert_with(|| {
+            let (flow, created_frame, created_by, partial) = match b {
+                Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), !new),
+                Belongs::None => (seg.tuple, None, None, false),
+            };
+            let mut states = Vec::new();
+            if let (true, Some(e)) = (partial, &v.entry) {
+                states.push(e.state);
+            }
+            Flow {
+                rec: FlowRecord {
+                    kind: "flow",
+                    flow,
+                    created_frame,
+                    created_by,
+                    partial,
+                    first_frame: obs.frame,
+                    last_frame: obs.frame,
+                    first_ts: obs.ts,
+                    last_ts: obs.ts,
+                    frames: 0,
+                    states,
+                    invalid: 0,
+                    ignored: 0,
+                    dropped: 0,
+                    reasons: BTreeMap::new(),
+                    ended: None,
+                    history: String::new(),
+                    notable: false,
+                },
+                history: History::default(),
+                gone: None,
+                touched: clock,
+                born: clock,
+            }
+        });
+
+        flow.touched = clock;
+        let r = &mut flow.rec;
+        // The creator of an entry knows better than the guess made from flags.
+        if let (Some(e), Belongs::Entry { .. }) = (&v.entry, b) {
+            r.created_by = Some(e.created_by);
+        }
+        r.frames += 1;
+        r.last_frame = obs.frame;
+        r.last_ts = obs.ts;
+        r.notable |= v.is_notable();
+        if let (Some(s), Belongs::Entry { .. }) = (v.state_after, b)
+            && r.states.last() != Some(&s)
+            && r.states.len() < MAX_STATES
+        {
+            r.states.push(s);
+        }
+        let mark = match v.action {
+            Action::Invalid => {
+                r.invalid += 1;
+                Some('!')
+            }
+            Action::Drop => {
+                r.dropped += 1;
+                Some('!')
+            }
+            Action::Ignore => {
+                r.ignored += 1;
+                Some('~')
+            }
+            Action::Accept | Action::Skipped => None,
+        };
+        if let Some(reason) = &v.reason {
+            *r.reasons.entry(reason.id).or_default() += 1;
+        }
+        let dir = match b {
+            Belongs::Entry { .. } => v.dir.unwrap_or(Dir::Original),
+            Belongs::None if seg.tuple == r.flow => Dir::Original,
+            Belongs::None => Dir::Reply,
+        };
+        let letter = History::letter(seg);
+        if letter == 'F' && seg.payload_len() > 0 && mark.is_none() {
+            // A FIN often carries the last data (as Zeek, the history says both).
+            flow.history.push('D', dir, None);
+        }
+        flow.history.push(letter, dir, mark);
+
+        // The entry is gone after this packet: conntrack deletes an entry whose only answer was
+        // an RST (the tracker's `!seen_reply` rule), and 2.6.18 kills an out-of-sync one.
+        let gone = match (v.action, &v.entry) {
+            (Action::Drop, Some(_)) => Some(Ended::Killed),
+            (Action::Accept, Some(e)) if seg.flags.rst() && !e.seen_reply => Some(Ended::Rst),
+            _ => None,
+        };
+        if gone.is_some() {
+            // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
+            let f = self.active.remove(&key).expect("just inserted");
+            done.push(f.finish(gone));
+        } else if self.active.len() > self.cap {
+            self.evict(done);
+        }
+    }
+
+    /// Emits the least recently seen tenth of the open flows (at least one), oldest first:
+    /// batches make the sort rare, and an idle flow is the one most likely to be over anyway.
+    fn evict(&mut self, done: &mut Vec<FlowRecord>) {
+        let n = (self.cap / 10).max(1).min(self.active.len());
+        let mut by_age: Vec<(u64, Tuple)> = self.active.iter().map(|(k, f)| (f.touched, *k)).collect();
+        by_age.select_nth_unstable(n - 1);
+        by_age.truncate(n);
+        by_age.sort_unstable();
+        for (_, key) in by_age {
+            let f = self.active.remove(&key).expect("listed from the map");
+            done.push(f.finish(Some(Ended::Evicted)));
+        }
+    }
+
+    /// The flows still open at the end of the run, in the order the run first met them.
+    pub fn finish(&mut self) -> Vec<FlowRecord> {
+        let mut open: Vec<Flow> = self.active.drain().map(|(_, f)| f).collect();
+        open.sort_unstable_by_key(|f| f.born);
+        open.into_iter()
+            .map(|f| {
+                let ended = f.gone.unwrap_or(Ended::Open);
+                f.finish(Some(ended))
+            })
+            .collect()
+    }
+}
+
+/// The flows a human-facing report prints: the notable ones (every one with `all`), at most
+/// `max`, in the order they are emitted; the rest are only counted.
+pub struct FlowRows {
+    tracker: FlowTracker,
+    all: bool,
+    max: usize,
+    pub rows: Vec<FlowRecord>,
+    pub omitted: u64,
+    done: Vec<FlowRecord>,
+}
+
+/// Flow rows a table or markdown report keeps.
+pub const MAX_FLOW_ROWS: usize = 1_000;
+
+impl FlowRows {
+    pub fn new(all: bool, max: usize) -> Self {
+        FlowRows { tracker: FlowTracker::default(), all, max, rows: Vec::new(), omitted: 0, done: Vec::new() }
+    }
+
+    pub fn packet(&mut self, obs: &Observation<'_>) {
+        self.tracker.packet(obs, &mut self.done);
+        let done = std::mem::take(&mut self.done);
+        self.keep(done);
+    }
+
+    /// Call once, at the end of the run.
+    pub fn finish(&mut self) {
+        let open = self.tracker.finish();
+        self.keep(open);
+    }
+
+    fn keep(&mut self, flows: Vec<FlowRecord>) {
+        for f in flows.into_iter().filter(|f| f.shown(self.all)) {
+            if self.rows.len() < self.max {
+                self.rows.push(f);
+            } else {
+                self.omitted += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_support::TestFrame;
+    use crate::verdict::ReasonId;
+
+    /// Runs frames through a tracker: the flows in the order they are emitted, open ones last.
+    fn flows(cap: usize, frames: &[TestFrame]) -> Vec<FlowRecord> {
+        let mut t = FlowTracker::new(cap);
+        let mut done = Vec::new();
+        for f in frames {
+            t.packet(&f.obs(), &mut done);
+        }
+        done.extend(t.finish());
+        done
+    }
+
+    fn creates(f: TestFrame, state: TcpState) -> TestFrame {
+        f.creates(state)
+    }
+
+    fn met(f: TestFrame, created: u64, by: CreatedBy, dir: Dir, before: TcpState, after: TcpState) -> TestFrame {
+        f.entry(created, by, dir, before).states(before, after)
+    }
+
+    fn seen_reply(mut f: TestFrame) -> TestFrame {
+        f.verdict.entry.as_mut().unwrap().seen_reply = true;
+        f
+    }
+
+    fn with_payload(mut f: TestFrame, len: u32) -> TestFrame {
+        let s = f.segment.as_mut().unwrap();
+        s.l4_len = 20 + len;
+        f
+    }
+
+    /// The centos5 story on one tuple: a connection reset and left to expire, a stray data
+    /// segment from the server picked up as a reversed entry, SYNs INVALID against it.
+    fn stale_tuple() -> Vec<TestFrame> {
+        use TcpState::*;
+        let log = &["nf_ct_proto_6: packet (index 0) in dir 1 invalid, state ESTABLISHED"];
+        vec![
+            creates(TestFrame::tcp(8, "S"), SynSent),
+            met(TestFrame::tcp(9, "S.").reversed(), 8, CreatedBy::Syn, Dir::Reply, SynSent, SynRecv),
+            seen_reply(met(TestFrame::tcp(10, "."), 8, CreatedBy::Syn, Dir::Original, SynRecv, Established)),
+            seen_reply(met(with_payload(TestFrame::tcp(11, "P."), 43), 8, CreatedBy::Syn, Dir::Original, Established, Established)),
+            seen_reply(met(TestFrame::tcp(12, "R."), 8, CreatedBy::Syn, Dir::Original, Established, Close)),
+            creates(with_payload(TestFrame::tcp(20, "P.").reversed(), 1200), Established),
+            met(TestFrame::tcp(21, "S"), 20, CreatedBy::Pickup, Dir::Reply, Established, Established)
+                .invalid(ReasonId::SynMeetsReversedEntry, log),
+            met(TestFrame::tcp(22, "S"), 20, CreatedBy::Pickup, Dir::Reply, Established, Established)
+                .invalid(ReasonId::SynMeetsReversedEntry, log),
+        ]
+    }
+
+    #[test]
+    fn entries_of_a_tuple_follow_each_other() {
+        let f = flows(100, &stale_tuple());
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let (old, stray) = (&f[0], &f[1]);
+        assert_eq!(old.flow.to_string(), "10.0.0.1:40000>10.0.0.2:80");
+        assert_eq!((old.created_frame.unwrap().number, old.created_by), (8, Some(CreatedBy::Syn)));
+        assert_eq!((old.frames, old.first_frame.number, old.last_frame.number), (5, 8, 12));
+        use TcpState::*;
+        assert_eq!(old.states, [SynSent, SynRecv, Established, Close]);
+        assert_eq!(old.history, "ShADR");
+        assert_eq!(old.ended, Some(Ended::Expired), "a later packet created a new entry: the old one timed out");
+        assert!(!old.notable);
+
+        assert_eq!(stray.flow.to_string(), "10.0.0.2:80>10.0.0.1:40000", "the ORIGINAL direction is the stray's");
+        assert_eq!((stray.created_frame.unwrap().number, stray.created_by), (20, Some(CreatedBy::Pickup)));
+        assert_eq!((stray.frames, stray.invalid, stray.ignored), (3, 2, 0));
+        assert_eq!(stray.reasons[&ReasonId::SynMeetsReversedEntry], 2);
+        assert_eq!(stray.history, "Ds!", "the client's SYNs arrive in the reply direction, and collapse");
+        assert_eq!(stray.ended, Some(Ended::Open));
+        assert!(stray.notable);
+
+        let json = serde_json::to_value(stray).unwrap();
+        assert_eq!(json["type"], "flow");
+        assert_eq!(json["flow"], "10.0.0.2:80>10.0.0.1:40000");
+        assert_eq!(json["created_frame"]["number"], 20);
+        assert_eq!(json["created_by"], "pickup");
+        assert_eq!(json["states"][0], "ESTABLISHED");
+        assert_eq!(json["reasons"]["syn-meets-reversed-entry"], 2);
+        assert_eq!(json["ended"], "open");
+        assert!((json["first_ts"].as_f64().unwrap() - 1_700_000_020.000_25).abs() < 1e-6);
+        assert!(json.get("notable").is_none());
+    }
+
+    #[test]
+    fn rst_deletion_reopen_and_entryless_packets() {
+        let frames = vec![
+            // a SYN answered only by an RST: the entry goes at once
+            creates(TestFrame::tcp(1, "S"), TcpState::SynSent),
+            met(TestFrame::tcp(2, "R.").reversed(), 1, CreatedBy::Syn, Dir::Reply, TcpState::SynSent, TcpState::Close),
+            // then an ACK meeting no entry (INVALID new), twice
+            TestFrame::tcp(3, ".").invalid(ReasonId::InvalidNew, &["nf_ct_proto_6: invalid new"]),
+            TestFrame::tcp(4, ".").invalid(ReasonId::InvalidNew, &["nf_ct_proto_6: invalid new"]),
+            // a new connection, closed, and reopened by a SYN in TIME_WAIT
+            creates(TestFrame::tcp(5, "S"), TcpState::SynSent),
+            seen_reply(met(TestFrame::tcp(6, "F."), 5, CreatedBy::Syn, Dir::Original, TcpState::Established, TcpState::TimeWait)),
+            {
+                let mut f = creates(TestFrame::tcp(7, "S"), TcpState::SynSent);
+                f.verdict.replaced = TestFrame::tcp(7, "S").entry(5, CreatedBy::Syn, Dir::Original, TcpState::TimeWait).verdict.entry;
+                f
+            },
+        ];
+        let f = flows(100, &frames);
+        let summary: Vec<(Option<u64>, u64, Option<Ended>, &str)> =
+            f.iter().map(|f| (f.created_frame.map(|c| c.number), f.frames, f.ended, f.history.as_str())).collect();
+        let want: [(Option<u64>, u64, Option<Ended>, &str); 4] = [
+            (Some(1), 2, Some(Ended::Rst), "Sr"),
+            (None, 2, None, "A!"),
+            (Some(5), 2, Some(Ended::Reopened), "SF"),
+            (Some(7), 1, Some(Ended::Open), "S"),
+        ];
+        assert_eq!(summary, want);
+        assert_eq!(f[1].invalid, 2);
+        assert!(f[1].states.is_empty());
+    }
+
+    #[test]
+    fn history_collapses_and_starts_over_after_trouble() {
+        let mut h = History::default();
+        for (l, d, m) in [
+            ('S', Dir::Original, None),
+            ('H', Dir::Reply, None),
+            ('A', Dir::Original, None),
+            ('D', Dir::Original, None),
+            ('D', Dir::Reply, None),
+            ('D', Dir::Original, None), // once per direction
+            ('A', Dir::Reply, None),
+            ('S', Dir::Original, Some('~')),
+            ('S', Dir::Original, Some('~')), // a run of the same trouble
+            ('H', Dir::Reply, None),         // seen before, but after trouble: written again
+            ('A', Dir::Original, None),
+            ('S', Dir::Original, Some('~')), // not a run any more
+        ] {
+            h.push(l, d, m);
+        }
+        assert_eq!(h.text, "ShADdaS~hAS~");
+        let mut long = History::default();
+        for i in 0..100 {
+            long.push('A', if i % 2 == 0 { Dir::Original } else { Dir::Reply }, Some('!'));
+        }
+        assert!(long.text.ends_with('…') && long.text.chars().count() <= MAX_HISTORY + 1, "{}", long.text);
+    }
+
+    #[test]
+    fn eviction_is_bounded_and_marked() {
+        // ten connections on ten ports, each a single SYN, with room for four
+        let frames: Vec<TestFrame> = (1..=10)
+            .map(|n| {
+                let mut f = creates(TestFrame::tcp(n, "S"), TcpState::SynSent);
+                f.segment.as_mut().unwrap().tuple.sport = 40000 + n as u16;
+                f
+            })
+            .collect();
+        let mut t = FlowTracker::new(4);
+        let mut done = Vec::new();
+        for f in &frames {
+            t.packet(&f.obs(), &mut done);
+            assert!(t.active.len() <= 4);
+        }
+        assert_eq!(done.len(), 6);
+        assert!(done.iter().all(|f| f.ended == Some(Ended::Evicted)));
+        let evicted: Vec<u64> = done.iter().map(|f| f.first_frame.number).collect();
+        assert_eq!(evicted, [1, 2, 3, 4, 5, 6], "least recently seen first");
+        let open: Vec<u64> = t.finish().iter().map(|f| f.first_frame.number).collect();
+        assert_eq!(open, [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_flow_seen_again_after_eviction_is_partial() {
+        use TcpState::*;
+        let other = |n: u64| {
+            let mut f = creates(TestFrame::tcp(n, "S"), SynSent);
+            f.segment.as_mut().unwrap().tuple.sport = 50000;
+            f
+        };
+        let frames = vec![
+            creates(TestFrame::tcp(1, "S"), SynSent),
+            other(2),
+            met(TestFrame::tcp(3, "S.").reversed(), 1, CreatedBy::Syn, Dir::Reply, SynSent, SynRecv),
+        ];
+        let f = flows(1, &frames);
+        let last = f.iter().find(|f| f.first_frame.number == 3).expect("the connection again");
+        assert!(last.partial);
+        assert_eq!(last.created_frame.map(|c| c.number), Some(1));
+        assert_eq!(last.states, [SynSent, SynRecv]);
+        assert_eq!(last.history, "h");
+    }
+
+    #[test]
+    fn rows_keep_notable_flows_up_to_the_cap() {
+        let mut rows = FlowRows::new(false, 1);
+        for f in stale_tuple() {
+            rows.packet(&f.obs());
+        }
+        rows.finish();
+        assert_eq!(rows.rows.len(), 1, "only the flow with INVALID packets");
+        assert_eq!(rows.rows[0].created_frame.unwrap().number, 20);
+        let mut all = FlowRows::new(true, 1);
+        for f in stale_tuple() {
+            all.packet(&f.obs());
+        }
+        all.finish();
+        assert_eq!((all.rows.len(), all.omitted), (1, 1));
+    }
+}
