@@ -50,7 +50,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Replay captures under other kernel profiles and sysctls (in parallel) and show which
     /// INVALID packets each change removes or adds, and the smallest change that removes them.
-    Whatif(WhatifArgs),
+    Whatif(Box<WhatifArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -310,7 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn whatif(args: WhatifArgs) -> anyhow::Result<u8> {
+fn whatif(args: Box<WhatifArgs>) -> anyhow::Result<u8> {
     let settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
     let result = crate::whatif::run(&args.captures, &settings)?;
     let stdout = io::stdout();
