@@ -4,24 +4,25 @@
 //! Every operation costs amortised O(1) per packet, whatever the size of the table:
 //!
 //! * one hash lookup finds an entry from either direction ([`FlowKey`] is direction-free);
-//! * expired entries are swept in deadline order from a heap (an entry is filed once and
-//!   re-filed only when its filed deadline passes, not on every refresh);
+//! * expired entries are swept from a timing wheel of one-second buckets. An entry is filed
+//!   under its expiry once, and filed again only when that deadline passes (it was refreshed
+//!   since) or its expiry is lowered, not on every refresh;
 //! * eviction candidates wait in two queues (unassured entries by age, closing entries by when
 //!   they began to close), so finding a victim never scans the table.
 //!
-//! The heap and the queues are lazy: they may hold references to entries that are gone, were
+//! The wheel and the queues are lazy: they may hold references to entries that are gone, were
 //! replaced, or no longer qualify. Such references are skipped when met, and each structure is
-//! compacted when stale references make up more than half of it, so memory follows the number
-//! of entries, never the number of packets or connections seen.
+//! compacted when it holds more than twice as many references as there are entries, so memory
+//! follows the number of entries, never the number of packets or connections seen.
 
 use super::entry::Entry;
 use super::state::Dir;
 use crate::capture::Timestamp;
 use crate::decode::Tuple;
 use foldhash::fast::FixedState;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use hashbrown::HashTable;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 /// A connection's identity regardless of direction: its two endpoints in a fixed order.
@@ -30,7 +31,7 @@ use std::net::IpAddr;
 /// connection share one key, one hash and one lookup. (The kernel cannot have two entries whose
 /// tuples are each other's reverse: the second would clash with the first on insertion.) The
 /// engine shards by this key too, so both directions of a flow go to the same tracker thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct FlowKey {
     /// Lower endpoint's address (high and low 64 bits), higher endpoint's address, then both
     /// ports and the address family. IPv4 addresses are zero-extended; the family bit keeps
@@ -40,6 +41,12 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn of(t: &Tuple) -> FlowKey {
+        FlowKey::oriented(t).0
+    }
+
+    /// The key, and whether the tuple's source is the key's lower endpoint (then the tuple and
+    /// any other tuple with the same answer travel the same way).
+    pub fn oriented(t: &Tuple) -> (FlowKey, bool) {
         fn wide(a: IpAddr) -> u128 {
             match a {
                 IpAddr::V4(v4) => u32::from(v4).into(),
@@ -48,17 +55,30 @@ impl FlowKey {
         }
         let src = (wide(t.src), t.sport);
         let dst = (wide(t.dst), t.dport);
-        let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+        let src_is_lower = src <= dst;
+        let (lo, hi) = if src_is_lower { (src, dst) } else { (dst, src) };
         let v6 = t.src.is_ipv6() || t.dst.is_ipv6();
-        FlowKey {
-            words: [
-                (lo.0 >> 64) as u64,
-                lo.0 as u64,
-                (hi.0 >> 64) as u64,
-                hi.0 as u64,
-                (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(v6),
-            ],
-        }
+        let words = [
+            (lo.0 >> 64) as u64,
+            lo.0 as u64,
+            (hi.0 >> 64) as u64,
+            hi.0 as u64,
+            (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(v6),
+        ];
+        (FlowKey { words }, src_is_lower)
+    }
+
+    /// The table's hash of the key, folded to 32 bits (all the index keeps of it).
+    fn hash32(&self) -> u32 {
+        let h = FixedState::default().hash_one(self);
+        (h ^ (h >> 32)) as u32
+    }
+}
+
+impl PartialEq for FlowKey {
+    // Branch-free: the derived comparison of the array calls memcmp.
+    fn eq(&self, other: &FlowKey) -> bool {
+        self.words.iter().zip(&other.words).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
     }
 }
 
@@ -71,12 +91,12 @@ impl Hash for FlowKey {
     }
 }
 
-/// Where an entry lives in [`Table::slots`]; valid until the table is changed.
+/// Where an entry lives in the table; valid until the table is changed.
 pub type Handle = u32;
 
 /// A reference to an entry that may outlive it: a slot and the serial of the entry that was in
 /// it. A later entry in the same slot has another serial, so the reference is then stale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ref {
     serial: u64,
     slot: Handle,
@@ -84,27 +104,47 @@ struct Ref {
 
 struct Slot {
     entry: Option<Entry>,
+    key: FlowKey,
+    hash: u32,
     serial: u64,
-    /// The deadline this entry is filed under in [`Table::deadlines`]. Never later than
-    /// `entry.expires`, so an entry is always swept by the time it has expired.
+    /// Whether the ORIGINAL tuple's source is the lower endpoint of its [`FlowKey`].
+    original_is_lower: bool,
+    /// The deadline this entry is filed under in the wheel. Never later than `entry.expires`,
+    /// so an entry is always swept by the time it has expired.
     filed: Timestamp,
+}
+
+/// What the index holds for an entry: its slot, and its key's hash, so that probing and growing
+/// the index never read the slots. At 8 bytes an entry, the index of a large table stays in
+/// the CPU's caches; the slots (~200 bytes each) are read once per lookup.
+#[derive(Clone, Copy)]
+struct Indexed {
+    slot: Handle,
+    hash: u32,
+}
+
+/// The 64-bit hash the index works with: hashbrown takes the bucket from the low bits and a
+/// tag from the top seven, so the 32 bits go to both halves.
+fn wide(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
 }
 
 /// All entries, live or expired but not yet swept.
 #[derive(Default)]
 pub struct Table {
-    index: HashMap<FlowKey, Handle, FixedState>,
+    index: HashTable<Indexed>,
     slots: Vec<Slot>,
     /// Empty slots, reused before the vector grows.
     free: Vec<Handle>,
     next_serial: u64,
-    /// Filed deadlines, earliest first.
-    deadlines: BinaryHeap<Reverse<(Timestamp, Ref)>>,
+    deadlines: Wheel,
     /// Entries in creation order; those not ASSURED are candidates for early drop.
     unassured: VecDeque<Ref>,
     /// Entries in the order they entered a closing state (FIN_WAIT … CLOSE): candidates for the
     /// garbage collector's eviction of ASSURED entries.
     closing: VecDeque<Ref>,
+    /// Filings taken from the wheel, reused between sweeps.
+    due: Vec<Filing>,
 }
 
 /// A lazy structure is compacted once it holds more than twice the number of entries plus this.
@@ -122,20 +162,28 @@ impl Table {
     /// Finds the live entry for a packet's tuple and the packet's direction relative to it.
     /// An expired entry is removed and not returned: for the kernel it no longer exists.
     pub fn lookup(&mut self, tuple: &Tuple, now: Timestamp) -> Option<(Handle, Dir)> {
-        let h = *self.index.get(&FlowKey::of(tuple))?;
-        let e = self.entry(h);
-        if e.is_expired(now) {
+        let (key, src_is_lower) = FlowKey::oriented(tuple);
+        let h = self.find(&key)?;
+        let slot = &self.slots[h as usize];
+        if slot.entry.as_ref().expect("indexed slots hold an entry").is_expired(now) {
             self.remove(h);
             return None;
         }
-        // A tuple that is its own reverse (same address and port on both ends) is ORIGINAL.
-        let dir = if e.tuple == *tuple { Dir::Original } else { Dir::Reply };
+        // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
+        let dir = if src_is_lower == slot.original_is_lower { Dir::Original } else { Dir::Reply };
         Some((h, dir))
+    }
+
+    fn find(&self, key: &FlowKey) -> Option<Handle> {
+        let hash = key.hash32();
+        let slots = &self.slots;
+        let found = self.index.find(wide(hash), |i| i.hash == hash && slots[i.slot as usize].key == *key)?;
+        Some(found.slot)
     }
 
     /// The entry for a tuple in either direction, expired or not, without changing anything.
     pub fn get(&self, tuple: &Tuple) -> Option<&Entry> {
-        self.index.get(&FlowKey::of(tuple)).map(|&h| self.entry(h))
+        self.find(&FlowKey::of(tuple)).map(|h| self.entry(h))
     }
 
     /// The entry behind a handle from [`Table::lookup`].
@@ -148,8 +196,11 @@ impl Table {
     }
 
     pub fn remove(&mut self, h: Handle) -> Option<Entry> {
-        let entry = self.slots[h as usize].entry.take()?;
-        self.index.remove(&FlowKey::of(&entry.tuple));
+        let slot = &mut self.slots[h as usize];
+        let entry = slot.entry.take()?;
+        if let Ok(indexed) = self.index.find_entry(wide(slot.hash), |i| i.slot == h) {
+            indexed.remove();
+        }
         self.free.push(h);
         Some(entry)
     }
@@ -157,11 +208,16 @@ impl Table {
     /// Confirms a new entry (the kernel's `nf_conntrack_confirm`). Call [`Table::make_room`]
     /// first.
     pub fn insert(&mut self, entry: Entry) {
-        let key = FlowKey::of(&entry.tuple);
+        let (key, original_is_lower) = FlowKey::oriented(&entry.tuple);
+        // Callers look the tuple up first, so there is none; never index a key twice.
+        if let Some(old) = self.find(&key) {
+            self.remove(old);
+        }
+        let hash = key.hash32();
         let serial = self.next_serial;
         self.next_serial += 1;
         let expires = entry.expires;
-        let slot = Slot { entry: Some(entry), serial, filed: expires };
+        let slot = Slot { entry: Some(entry), key, hash, serial, original_is_lower, filed: expires };
         let h = match self.free.pop() {
             Some(h) => {
                 self.slots[h as usize] = slot;
@@ -172,14 +228,17 @@ impl Table {
                 (self.slots.len() - 1) as Handle
             }
         };
-        if let Some(old) = self.index.insert(key, h) {
-            // Callers look the tuple up first, so there is none; never leave a slot orphaned.
-            self.slots[old as usize].entry = None;
-            self.free.push(old);
-        }
+        self.index.insert_unique(wide(hash), Indexed { slot: h, hash }, |i| wide(i.hash));
         let r = Ref { serial, slot: h };
-        self.deadlines.push(Reverse((expires, r)));
+        self.deadlines.file(expires, r);
         self.unassured.push_back(r);
+        // Entries usually become ASSURED soon, and in about the order they were created.
+        while let Some(&front) = self.unassured.front() {
+            if self.live(front).is_some_and(|e| !e.assured) {
+                break;
+            }
+            self.unassured.pop_front();
+        }
         self.compact();
     }
 
@@ -192,54 +251,76 @@ impl Table {
         let r = Ref { serial: slot.serial, slot: h };
         if expires < slot.filed {
             slot.filed = expires;
-            self.deadlines.push(Reverse((expires, r)));
+            self.deadlines.file(expires, r);
         }
         if closing_now && !was_closing {
             self.closing.push_back(r);
+            // The entries closing longest are the first to expire: drop their references.
+            while let Some(&front) = self.closing.front() {
+                if self.live(front).is_some_and(|e| e.tcp.state.is_closing()) {
+                    break;
+                }
+                self.closing.pop_front();
+            }
         }
-        if self.deadlines.len() > self.compact_limit() || self.closing.len() > self.compact_limit() {
+        if self.deadlines.len > self.compact_limit() || self.closing.len() > self.compact_limit() {
             self.compact();
         }
     }
 
-    /// Removes every entry that has expired by `now`. Each entry is met here about once per
-    /// timeout it outlives, so the cost per packet is amortised O(1).
+    /// Removes the entries that expired before `now`'s second began. Each second of capture
+    /// time is swept once; an entry is met here about once per timeout it outlives, so the
+    /// cost per packet is amortised O(1). (Lookups judge expiry to the nanosecond anyway.)
     pub fn sweep(&mut self, now: Timestamp) {
-        while let Some(&Reverse((deadline, r))) = self.deadlines.peek() {
-            if deadline > now {
-                break;
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_past_seconds(now, &mut due);
+        self.settle(&mut due, now);
+        self.due = due;
+    }
+
+    /// Removes every entry that has expired by `now`, to the nanosecond.
+    fn sweep_exactly(&mut self, now: Timestamp) {
+        self.sweep(now);
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_this_second(now, &mut due);
+        self.settle(&mut due, now);
+        self.due = due;
+    }
+
+    /// Deals with filings whose deadline has come: expired entries go, refreshed ones are filed
+    /// again under their current expiry, stale filings are dropped.
+    fn settle(&mut self, due: &mut Vec<Filing>, now: Timestamp) {
+        for (deadline, r) in due.drain(..) {
+            let Some(slot) = self.slots.get_mut(r.slot as usize) else { continue };
+            if slot.serial != r.serial || slot.filed != deadline {
+                continue; // the entry is gone, or was filed again since
             }
-            self.deadlines.pop();
-            let Some(slot) = self.live(r) else { continue };
-            if slot.filed != deadline {
-                continue; // re-filed since; the later filing stands
-            }
-            let expires = slot.entry.as_ref().expect("live").expires;
-            if expires <= now {
+            let Some(e) = &slot.entry else { continue };
+            if e.expires <= now {
                 self.remove(r.slot);
             } else {
-                // Refreshed since it was filed: file it again under its current expiry.
-                self.slots[r.slot as usize].filed = expires;
-                self.deadlines.push(Reverse((expires, r)));
+                slot.filed = e.expires;
+                self.deadlines.file(e.expires, r);
             }
         }
     }
 
     /// Makes room for one more entry when the table holds `limit` (0: no limit, as in the
-    /// kernel). Expired entries are gone already ([`Table::sweep`]); then, as the kernel's
-    /// `early_drop` does, the oldest entry that is not ASSURED is evicted; failing that, as the
-    /// kernel's garbage collector does once the table is over 95 % full, the ASSURED entry that
-    /// has been closing longest (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE). Returns false
-    /// if nothing could be evicted: the kernel then drops the packet ("table full").
+    /// kernel). Expired entries go first: they do not exist. Then, as the kernel's `early_drop`
+    /// does, the oldest entry that is not ASSURED is evicted; failing that, as the kernel's
+    /// garbage collector does once the table is over 95 % full, the ASSURED entry that has been
+    /// closing longest (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE). Returns false if
+    /// nothing could be evicted: the kernel then drops the packet ("table full").
     pub fn make_room(&mut self, limit: u32, now: Timestamp) -> bool {
         if limit == 0 || self.len() < limit as usize {
             return true;
         }
-        self.sweep(now);
+        self.sweep_exactly(now);
         if self.len() < limit as usize {
             return true;
         }
-        let victim = self.pop_candidate(|t| &mut t.unassured, |e| !e.assured)
+        let victim = self
+            .pop_candidate(|t| &mut t.unassured, |e| !e.assured)
             .or_else(|| self.pop_candidate(|t| &mut t.closing, |e| e.tcp.state.is_closing()));
         match victim {
             Some(h) => {
@@ -259,18 +340,16 @@ impl Table {
         qualifies: fn(&Entry) -> bool,
     ) -> Option<Handle> {
         while let Some(r) = queue(self).pop_front() {
-            if let Some(slot) = self.live(r)
-                && qualifies(slot.entry.as_ref().expect("live"))
-            {
+            if self.live(r).is_some_and(qualifies) {
                 return Some(r.slot);
             }
         }
         None
     }
 
-    /// The slot a reference names, if its entry is still there.
-    fn live(&self, r: Ref) -> Option<&Slot> {
-        self.slots.get(r.slot as usize).filter(|s| s.serial == r.serial && s.entry.is_some())
+    /// The entry a reference names, if it is still there.
+    fn live(&self, r: Ref) -> Option<&Entry> {
+        self.slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref())
     }
 
     fn compact_limit(&self) -> usize {
@@ -283,17 +362,114 @@ impl Table {
     fn compact(&mut self) {
         let limit = self.compact_limit();
         let slots = &self.slots;
-        let live = |r: &Ref| slots.get(r.slot as usize).is_some_and(|s| s.serial == r.serial && s.entry.is_some());
-        let entry = |r: &Ref| slots[r.slot as usize].entry.as_ref().expect("live");
-        if self.deadlines.len() > limit {
-            self.deadlines.retain(|Reverse((d, r))| live(r) && slots[r.slot as usize].filed == *d);
+        let live = |r: &Ref| slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref());
+        if self.deadlines.len > limit {
+            self.deadlines.retain(|(d, r)| live(r).is_some() && slots[r.slot as usize].filed == *d);
         }
         if self.unassured.len() > limit {
-            self.unassured.retain(|r| live(r) && !entry(r).assured);
+            self.unassured.retain(|r| live(r).is_some_and(|e| !e.assured));
         }
         if self.closing.len() > limit {
-            self.closing.retain(|r| live(r) && entry(r).tcp.state.is_closing());
+            self.closing.retain(|r| live(r).is_some_and(|e| e.tcp.state.is_closing()));
         }
+    }
+}
+
+/// A deadline and the entry filed under it.
+type Filing = (Timestamp, Ref);
+
+/// Seconds the timing wheel spans; a deadline further ahead waits in its bucket for later
+/// rounds, and is looked at (and kept) once per round.
+const WHEEL_SECONDS: i64 = 4096;
+const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// Deadlines by the second they fall in: a hashed timing wheel of one-second buckets, each
+/// holding the deadlines of every second congruent to it modulo [`WHEEL_SECONDS`].
+///
+/// Filing is a push; the seconds that have passed are taken out in order, one bucket each.
+/// Capture time only matters in that order, so a capture that jumps ahead by hours costs at
+/// most one pass over the buckets.
+struct Wheel {
+    buckets: Vec<Vec<Filing>>,
+    /// Every second before this one has been taken out (`None` before the first sweep). A
+    /// deadline filed in a second already taken waits in this one.
+    cursor: Option<i64>,
+    /// Filings held.
+    len: usize,
+}
+
+impl Default for Wheel {
+    fn default() -> Wheel {
+        Wheel { buckets: (0..WHEEL_SECONDS).map(|_| Vec::new()).collect(), cursor: None, len: 0 }
+    }
+}
+
+fn second_of(t: Timestamp) -> i64 {
+    t.0.div_euclid(NS_PER_SEC)
+}
+
+impl Wheel {
+    fn bucket(&mut self, second: i64) -> &mut Vec<Filing> {
+        &mut self.buckets[second.rem_euclid(WHEEL_SECONDS) as usize]
+    }
+
+    fn file(&mut self, deadline: Timestamp, r: Ref) {
+        let second = second_of(deadline).max(self.cursor.unwrap_or(i64::MIN));
+        self.bucket(second).push((deadline, r));
+        self.len += 1;
+    }
+
+    /// Moves the filings of every second before `now`'s into `out`.
+    fn take_past_seconds(&mut self, now: Timestamp, out: &mut Vec<Filing>) {
+        let target = second_of(now);
+        match self.cursor {
+            Some(cursor) if target <= cursor => return,
+            Some(cursor) if target - cursor < WHEEL_SECONDS => {
+                for second in cursor..target {
+                    self.take(second, Timestamp((second + 1) * NS_PER_SEC), out);
+                }
+            }
+            // A jump of a whole round or more, or the first sweep: one pass over every bucket.
+            _ => {
+                for second in 0..WHEEL_SECONDS {
+                    self.take(second, Timestamp(target * NS_PER_SEC), out);
+                }
+            }
+        }
+        self.cursor = Some(target);
+    }
+
+    /// Moves the filings of `now`'s own second that are due by `now` into `out`. (Sweeping
+    /// whole seconds only keeps the common path from looking at this bucket on every packet.)
+    fn take_this_second(&mut self, now: Timestamp, out: &mut Vec<Filing>) {
+        self.take(second_of(now), Timestamp(now.0.saturating_add(1)), out);
+    }
+
+    /// Moves the filings of one bucket with a deadline before `until` into `out`; the others
+    /// belong to later rounds.
+    fn take(&mut self, second: i64, until: Timestamp, out: &mut Vec<Filing>) {
+        let bucket = self.bucket(second);
+        let before = out.len();
+        let mut i = 0;
+        while i < bucket.len() {
+            if bucket[i].0 < until {
+                out.push(bucket.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        // A burst once filed here must not pin its memory for the rest of the run.
+        if bucket.capacity() > 64 && bucket.len() < bucket.capacity() / 4 {
+            bucket.shrink_to(bucket.len() * 2);
+        }
+        self.len -= out.len() - before;
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Filing) -> bool) {
+        for bucket in &mut self.buckets {
+            bucket.retain(&mut keep);
+        }
+        self.len = self.buckets.iter().map(Vec::len).sum();
     }
 }
 
@@ -366,8 +542,32 @@ mod tests {
         assert!(t.get(&tuple(2)).is_none() && t.get(&tuple(1)).is_some());
         t.sweep(Timestamp::from_secs(50));
         assert!(t.get(&tuple(1)).is_some());
+        // The common sweep takes whole seconds; making room sweeps to the nanosecond.
         t.sweep(Timestamp::from_secs(100));
+        assert!(t.get(&tuple(1)).is_some());
+        assert!(t.make_room(1, Timestamp::from_secs(100)));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn deadlines_beyond_one_round_of_the_wheel_and_jumps_in_time() {
+        let mut t = Table::default();
+        t.sweep(Timestamp(0));
+        t.insert(entry(1, 432_000, true, TcpState::Established));
+        t.insert(entry(2, WHEEL_SECONDS + 5, true, TcpState::Established));
+        t.insert(entry(3, 30, true, TcpState::Established));
+        let alive = |t: &Table| (1..=3).filter(|&p| t.get(&tuple(p)).is_some()).collect::<Vec<u16>>();
+        for s in (0..WHEEL_SECONDS + 7).step_by(3) {
+            t.sweep(Timestamp::from_secs(s));
+            let expect: &[u16] = match s {
+                ..=30 => &[1, 2, 3],
+                _ if s <= WHEEL_SECONDS + 5 => &[1, 2],
+                _ => &[1],
+            };
+            assert_eq!(alive(&t), expect, "at {s} s");
+        }
+        t.sweep(Timestamp::from_secs(1_000_000));
+        assert!(t.is_empty() && t.deadlines.len == 0);
     }
 
     #[test]
@@ -424,7 +624,7 @@ mod tests {
         }
         assert_eq!(t.len(), 50);
         let bound = 2 * t.len() + COMPACT_SLACK;
-        assert!(t.deadlines.len() <= bound && t.unassured.len() <= bound && t.closing.len() <= bound);
+        assert!(t.deadlines.len <= bound && t.unassured.len() <= bound && t.closing.len() <= bound);
         assert!(t.slots.len() <= 51);
     }
 }
