@@ -284,7 +284,8 @@ impl Prepared {
 /// What conntrack made of a frame.
 struct Judged {
     verdict: Verdict,
-    after: Option<Snapshot>,
+    /// Boxed: snapshots are rare (tests, timelines), and this travels between threads.
+    after: Option<Box<Snapshot>>,
 }
 
 impl Judged {
@@ -302,7 +303,7 @@ fn judge(conntrack: &mut Conntrack, p: &Prepared, frame: FrameRef, snapshots: bo
                 Some(hook) if p.skip.is_none() => conntrack.track(&Packet { seg, ts: p.ct_ts, frame, hook }),
                 _ => Verdict::skipped(),
             };
-            let after = if snapshots { conntrack.snapshot(&seg.tuple, p.ct_ts) } else { None };
+            let after = if snapshots { conntrack.snapshot(&seg.tuple, p.ct_ts).map(Box::new) } else { None };
             Judged { verdict, after }
         }
         Decoded::TcpUnreadable { tuple, .. } => {
@@ -354,7 +355,7 @@ impl Report<'_> {
             hook: p.hook,
             verdict: judged.verdict,
             skip: p.skip.clone(),
-            after: judged.after,
+            after: judged.after.map(|a| *a),
         })
     }
 }

@@ -249,9 +249,11 @@ impl Table {
         let e = slot.entry.as_ref().expect("handle of a live entry");
         let (expires, closing_now) = (e.expires, e.tcp.state.is_closing());
         let r = Ref { serial: slot.serial, slot: h };
+        let mut grew = false;
         if expires < slot.filed {
             slot.filed = expires;
             self.deadlines.file(expires, r);
+            grew = true;
         }
         if closing_now && !was_closing {
             self.closing.push_back(r);
@@ -262,8 +264,9 @@ impl Table {
                 }
                 self.closing.pop_front();
             }
+            grew = true;
         }
-        if self.deadlines.len > self.compact_limit() || self.closing.len() > self.compact_limit() {
+        if grew {
             self.compact();
         }
     }
@@ -272,6 +275,9 @@ impl Table {
     /// time is swept once; an entry is met here about once per timeout it outlives, so the
     /// cost per packet is amortised O(1). (Lookups judge expiry to the nanosecond anyway.)
     pub fn sweep(&mut self, now: Timestamp) {
+        if !self.deadlines.has_past_seconds(now) {
+            return; // most packets: still in the second last swept
+        }
         let mut due = std::mem::take(&mut self.due);
         self.deadlines.take_past_seconds(now, &mut due);
         self.settle(&mut due, now);
@@ -359,8 +365,15 @@ impl Table {
     /// Drops stale references from whichever lazy structure has grown past its limit. Each
     /// compaction removes at least half of what it scans, so its cost is amortised over the
     /// insertions and updates that made those references stale.
+    #[inline]
     fn compact(&mut self) {
         let limit = self.compact_limit();
+        if self.deadlines.len > limit || self.unassured.len() > limit || self.closing.len() > limit {
+            self.compact_now(limit);
+        }
+    }
+
+    fn compact_now(&mut self, limit: usize) {
         let slots = &self.slots;
         let live = |r: &Ref| slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref());
         if self.deadlines.len > limit {
@@ -417,6 +430,12 @@ impl Wheel {
         let second = second_of(deadline).max(self.cursor.unwrap_or(i64::MIN));
         self.bucket(second).push((deadline, r));
         self.len += 1;
+    }
+
+    /// Whether [`Wheel::take_past_seconds`] has anything to do.
+    #[inline]
+    fn has_past_seconds(&self, now: Timestamp) -> bool {
+        self.cursor.is_none_or(|cursor| second_of(now) > cursor)
     }
 
     /// Moves the filings of every second before `now`'s into `out`.
