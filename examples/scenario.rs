@@ -55,6 +55,10 @@ struct Args {
     /// Random seed (bulk); the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Packets are 1 to this many microseconds apart (bulk); larger spreads the connections
+    /// over more capture time.
+    #[arg(long, default_value_t = 20)]
+    max_gap_us: u32,
     /// Link type (bulk): ethernet, raw, sll, sll2, null, loop.
     #[arg(long, default_value = "ethernet")]
     link: String,
@@ -114,6 +118,7 @@ fn run(args: Args) -> Result<()> {
             rst_percent: args.rst_percent,
             seed: args.seed,
             link: Link::new(kind),
+            max_gap_us: args.max_gap_us,
             ..defaults
         };
         let generator = BulkGenerator::new(cfg);

@@ -120,6 +120,24 @@ pub struct AnalyzeArgs {
     /// These reason ids never make the exit code 1 (repeatable).
     #[arg(long = "allow", value_name = "ID", value_parser = parse_reason)]
     pub allow: Vec<ReasonId>,
+
+    /// Tracker threads; 1 runs everything on one thread. More add a reader thread and shard
+    /// flows over N trackers (same verdicts; nf_conntrack_max is split between them). Default:
+    /// the number of cores, or 1 when reading stdin (frames are batched, which would hold back
+    /// the results of a live capture).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+}
+
+impl AnalyzeArgs {
+    /// `--threads`, or its default.
+    fn threads(&self) -> usize {
+        match self.threads {
+            Some(n) => n.into(),
+            None if self.captures.iter().any(|c| c == "-") => 1,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -269,6 +287,7 @@ impl TrackerArgs {
                 TimingArg::BackToBack => Timing::BackToBack,
             },
             snapshots: false,
+            threads: 1,
         })
     }
 }
@@ -327,7 +346,8 @@ fn whatif(args: Box<WhatifArgs>) -> anyhow::Result<u8> {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
-    let settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
+    let mut settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
+    settings.threads = args.threads();
     let policy = FailPolicy { fail_on: args.fail_on.clone(), allow: args.allow.clone() };
     let mut invalid = match &args.write_invalid {
         Some(path) => Some(InvalidCapture::create(path).with_context(|| format!("--write-invalid {}", path.display()))?),

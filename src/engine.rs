@@ -1,20 +1,25 @@
-//! The pipeline: read → decode → track → hand each frame's verdict to a [`Sink`], in frame order.
+//! The pipeline: read → decode → track → hand each frame's verdict to a [`Sink`], in frame order,
+//! on one thread or, sharded by flow, on several ([`parallel`]).
 //!
 //! The engine also decides the *vantage*: which hook each packet meets conntrack at. A firewall
 //! in the path sees everything at PRE_ROUTING; on the capturing host itself, its own packets
 //! meet conntrack at LOCAL_OUT, where checksums are not verified — which matters, because such
 //! captures show the unfinished checksums of transmit offload.
 
-use crate::capture::{CaptureError, CaptureFile, CaptureSet, LinkDirection, LinkType, Timestamp};
+use crate::capture::{CaptureError, CaptureFile, CaptureSet, Frame, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::conntrack::{Conntrack, Hook, Packet, Snapshot};
-use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip};
+use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip, Tuple};
 use crate::verdict::{Action, CtState, FrameRef, ReasonId, Verdict};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::IpAddr;
+use tally::Tally;
+
+mod parallel;
+mod tally;
 
 /// Where the capture was taken, as far as conntrack is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +91,10 @@ pub struct Settings {
     pub timing: Timing,
     /// Attach to each observation the entry as it is after the packet (timelines, tests).
     pub snapshots: bool,
+    /// Tracker threads. 1 runs everything on the calling thread; more add a reader thread that
+    /// decodes and shards flows over that many tracker threads. Verdicts are the same either
+    /// way, except near `nf_conntrack_max` (each shard holds its share of the table).
+    pub threads: usize,
 }
 
 impl Default for Settings {
@@ -97,6 +106,7 @@ impl Default for Settings {
             truncated: TruncatedFrames::Track,
             timing: Timing::Capture,
             snapshots: false,
+            threads: 1,
         }
     }
 }
@@ -228,17 +238,191 @@ impl VantageState {
     }
 }
 
+/// The part of the pipeline that must see every frame in capture order: decoding (which holds
+/// the defragmentation state), the vantage decision, and conntrack's clocks.
+struct Front {
+    decoder: Decoder,
+    vantage: VantageState,
+    timing: Timing,
+    truncated: TruncatedFrames,
+    first_ts: Option<Timestamp>,
+    /// The latest conntrack time so far: entries expired by then are swept out.
+    clock: Timestamp,
+}
+
+/// A frame made ready for conntrack.
+struct Prepared {
+    decoded: Decoded,
+    /// The time conntrack judges the frame at.
+    ct_ts: Timestamp,
+    /// The latest conntrack time of the capture up to and including this frame. Sweeping on it,
+    /// rather than on each table's own packets, keeps several tables in step with one.
+    clock: Timestamp,
+    /// Where conntrack meets the packet, when it is tracked.
+    hook: Option<Hook>,
+    /// Why conntrack never sees the frame.
+    skip: Option<Skip>,
+}
+
+impl Front {
+    fn new(settings: &Settings) -> Front {
+        Front {
+            decoder: Decoder::new(),
+            vantage: VantageState { mode: settings.vantage.clone(), local: BTreeSet::new() },
+            timing: settings.timing,
+            truncated: settings.truncated,
+            first_ts: None,
+            clock: Timestamp(i64::MIN),
+        }
+    }
+
+    fn prepare(&mut self, frame: &Frame<'_>) -> Prepared {
+        let ct_ts = match self.timing {
+            Timing::Capture => frame.ts,
+            Timing::BackToBack => *self.first_ts.get_or_insert(frame.ts),
+        };
+        self.clock = self.clock.max(ct_ts);
+        let decoded = self.decoder.decode(frame);
+        let (hook, skip) = match &decoded {
+            Decoded::Tcp(seg) if seg.truncated && self.truncated == TruncatedFrames::Skip => {
+                (None, Some(Skip::Truncated("frame cut short by the snaplen (--truncated skip)")))
+            }
+            Decoded::Tcp(seg) => (Some(self.vantage.hook(seg)), None),
+            Decoded::TcpUnreadable { .. } => (None, None),
+            Decoded::Skipped(s) => (None, Some(s.clone())),
+        };
+        Prepared { decoded, ct_ts, clock: self.clock, hook, skip }
+    }
+
+    fn local_addresses(&self) -> Vec<String> {
+        self.vantage.local.iter().map(|a| a.to_string()).collect()
+    }
+}
+
+impl Prepared {
+    /// The tuple that decides which conntrack table sees the frame: `Some(None)` for a TCP
+    /// datagram without one (conntrack still sees it), `None` when conntrack never does.
+    fn tuple(&self) -> Option<Option<&Tuple>> {
+        match &self.decoded {
+            Decoded::Tcp(seg) => Some(Some(&seg.tuple)),
+            Decoded::TcpUnreadable { tuple, .. } => Some(tuple.as_ref()),
+            Decoded::Skipped(_) => None,
+        }
+    }
+
+    fn segment(&self) -> Option<&Segment> {
+        match &self.decoded {
+            Decoded::Tcp(seg) => Some(seg),
+            _ => None,
+        }
+    }
+}
+
+/// What conntrack made of a frame.
+struct Judged {
+    verdict: Verdict,
+    /// Boxed: snapshots are rare (tests, timelines), and this travels between threads.
+    after: Option<Box<Snapshot>>,
+}
+
+impl Judged {
+    fn skipped() -> Judged {
+        Judged { verdict: Verdict::skipped(), after: None }
+    }
+}
+
+/// Runs one prepared frame through conntrack (any frame whose [`Prepared::tuple`] is `Some`).
+fn judge(conntrack: &mut Conntrack, p: &Prepared, frame: FrameRef, snapshots: bool) -> Judged {
+    conntrack.advance_clock(p.clock);
+    match &p.decoded {
+        Decoded::Tcp(seg) => {
+            let verdict = match p.hook {
+                Some(hook) if p.skip.is_none() => conntrack.track(&Packet { seg, ts: p.ct_ts, frame, hook }),
+                _ => Verdict::skipped(),
+            };
+            let after = if snapshots { conntrack.snapshot(&seg.tuple, p.ct_ts).map(Box::new) } else { None };
+            Judged { verdict, after }
+        }
+        Decoded::TcpUnreadable { tuple, .. } => {
+            Judged { verdict: conntrack.track_unreadable(tuple.as_ref(), p.ct_ts), after: None }
+        }
+        Decoded::Skipped(_) => Judged::skipped(),
+    }
+}
+
+/// The facts of a frame that outlive the capture reader's buffer.
+#[derive(Clone, Copy)]
+struct FrameMeta {
+    frame: FrameRef,
+    ts: Timestamp,
+    linktype: LinkType,
+    orig_len: u32,
+}
+
+impl FrameMeta {
+    fn of(f: &Frame<'_>) -> FrameMeta {
+        FrameMeta { frame: FrameRef { file: f.file as u32, number: f.number }, ts: f.ts, linktype: f.linktype, orig_len: f.orig_len }
+    }
+}
+
+/// The end of the pipeline: hands frames and errors to the sink, in capture order, and counts.
+struct Report<'s> {
+    sink: &'s mut dyn Sink,
+    tally: Tally,
+    /// Frames handed to the sink, for progress reports.
+    frames: u64,
+    errors: Vec<String>,
+    failed_files: BTreeSet<String>,
+}
+
+impl Report<'_> {
+    fn error(&mut self, e: &CaptureError) -> io::Result<()> {
+        self.errors.push(e.to_string());
+        self.failed_files.insert(e.file.clone());
+        self.sink.error(e)
+    }
+
+    /// Tells the sink how far the run has got, every [`PROGRESS_EVERY`] frames. `files` are the
+    /// inputs with their bytes read so far, when the caller can see them (the reading thread
+    /// owns them in a parallel run).
+    fn progress(&mut self, files: &[CaptureFile]) -> io::Result<()> {
+        if self.frames % PROGRESS_EVERY == 0 {
+            self.sink.progress(&Progress { frames: self.frames, files })?;
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judged: Judged) -> io::Result<()> {
+        self.frames += 1;
+        self.tally.frame(meta.linktype, &judged.verdict, p.skip.as_ref());
+        self.sink.packet(&Observation {
+            frame: meta.frame,
+            ts: meta.ts,
+            linktype: meta.linktype,
+            data,
+            orig_len: meta.orig_len,
+            segment: p.segment(),
+            hook: p.hook,
+            verdict: judged.verdict,
+            skip: p.skip.clone(),
+            after: judged.after.map(|a| *a),
+        })
+    }
+}
+
+/// What the reading end knows once every input is exhausted.
+struct ReadOutcome {
+    files: Vec<CaptureFile>,
+    local_addresses: Vec<String>,
+}
+
 /// Analyses every input as one capture, handing each frame to `sink`. Input errors are reported
 /// to the sink and recorded in the summary; the run goes on with what can still be read.
+///
+/// With [`Settings::threads`] above 1, frames are tracked on that many threads (see
+/// [`parallel`]); the sink still sees every frame in capture order, from the calling thread.
 pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> Result<Summary, EngineError> {
-    let mut captures = CaptureSet::open(inputs)?;
-    let mut decoder = Decoder::new();
-    let mut conntrack = Conntrack::new(settings.profile.clone(), settings.sysctls.clone());
-    let mut vantage = VantageState { mode: settings.vantage.clone(), local: BTreeSet::new() };
-    let mut summary = Summary::default();
-    let mut failed_files = BTreeSet::new();
-    let mut first_ts = None;
-
+    let captures = CaptureSet::open(inputs)?;
     sink.begin(&RunInfo {
         tool: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
@@ -247,100 +431,48 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
         vantage: settings.vantage.describe(),
         captures: inputs.to_vec(),
     })?;
+    let mut report = Report { sink, tally: Tally::default(), frames: 0, errors: Vec::new(), failed_files: BTreeSet::new() };
+    let front = Front::new(settings);
+    let read = if settings.threads > 1 {
+        parallel::run(captures, front, settings, &mut report)?
+    } else {
+        sequential(captures, front, settings, &mut report)?
+    };
 
+    let mut summary = Summary::default();
+    report.tally.fill(&mut summary);
+    summary.errors = report.errors;
+    summary.local_addresses = read.local_addresses;
+    summary.captures = read
+        .files
+        .iter()
+        .map(|f| CaptureSummary { path: f.path.clone(), frames: f.frames, complete: !report.failed_files.contains(&f.path) })
+        .collect();
+    report.sink.end(&summary)?;
+    Ok(summary)
+}
+
+/// The whole pipeline on the calling thread, frame by frame.
+fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, report: &mut Report<'_>) -> io::Result<ReadOutcome> {
+    let mut conntrack = Conntrack::new(settings.profile.clone(), settings.sysctls.clone());
     while let Some(next) = captures.next_frame() {
         let frame = match next {
             Ok(f) => f,
             Err(e) => {
-                summary.errors.push(e.to_string());
-                failed_files.insert(e.file.clone());
-                sink.error(&e)?;
+                report.error(&e)?;
                 continue;
             }
         };
-        summary.frames += 1;
-        *summary.link_types.entry(frame.linktype.to_string()).or_default() += 1;
-        let fref = FrameRef { file: frame.file as u32, number: frame.number };
-        let conntrack_ts = match settings.timing {
-            Timing::Capture => frame.ts,
-            Timing::BackToBack => *first_ts.get_or_insert(frame.ts),
+        let meta = FrameMeta::of(&frame);
+        let prepared = front.prepare(&frame);
+        let judged = match prepared.tuple() {
+            Some(_) => judge(&mut conntrack, &prepared, meta.frame, settings.snapshots),
+            None => Judged::skipped(),
         };
-        let decoded = decoder.decode(&frame);
-        let (segment, hook, verdict, skip) = match &decoded {
-            Decoded::Tcp(seg) if seg.truncated && settings.truncated == TruncatedFrames::Skip => {
-                let skip = Skip::Truncated("frame cut short by the snaplen (--truncated skip)");
-                (Some(seg), None, Verdict::skipped(), Some(skip))
-            }
-            Decoded::Tcp(seg) => {
-                let hook = vantage.hook(seg);
-                let v = conntrack.track(&Packet { seg, ts: conntrack_ts, frame: fref, hook });
-                (Some(seg), Some(hook), v, None)
-            }
-            Decoded::TcpUnreadable { tuple, .. } => (None, None, conntrack.track_unreadable(tuple.as_ref(), conntrack_ts), None),
-            Decoded::Skipped(s) => (None, None, Verdict::skipped(), Some(s.clone())),
-        };
-        count(&mut summary, &verdict, skip.as_ref());
-        let after = match segment {
-            Some(seg) if settings.snapshots => conntrack.snapshot(&seg.tuple, conntrack_ts),
-            _ => None,
-        };
-        sink.packet(&Observation {
-            frame: fref,
-            ts: frame.ts,
-            linktype: frame.linktype,
-            data: frame.data,
-            orig_len: frame.orig_len,
-            segment,
-            hook,
-            verdict,
-            skip,
-            after,
-        })?;
-        if summary.frames % PROGRESS_EVERY == 0 {
-            sink.progress(&Progress { frames: summary.frames, files: captures.files() })?;
-        }
+        report.frame(meta, frame.data, &prepared, judged)?;
+        report.progress(captures.files())?;
     }
-
-    summary.local_addresses = vantage.local.iter().map(|a| a.to_string()).collect();
-    summary.captures = captures
-        .files()
-        .iter()
-        .map(|f| CaptureSummary { path: f.path.clone(), frames: f.frames, complete: !failed_files.contains(&f.path) })
-        .collect();
-    sink.end(&summary)?;
-    Ok(summary)
-}
-
-fn count(summary: &mut Summary, v: &Verdict, skip: Option<&Skip>) {
-    if let Some(s) = skip {
-        *summary.skipped.entry(skip_class(s)).or_default() += 1;
-        return;
-    }
-    summary.tcp_packets += 1;
-    *summary.ct_states.entry(v.ct_state.as_str().into()).or_default() += 1;
-    // An entry was created: the packet met none (state_before is empty) and was accepted.
-    if v.action == Action::Accept && v.state_before.is_none() {
-        summary.flows += 1;
-    }
-    match v.action {
-        Action::Invalid => summary.invalid += 1,
-        Action::Ignore => summary.ignored += 1,
-        Action::Drop => summary.dropped += 1,
-        Action::Accept | Action::Skipped => {}
-    }
-    if let Some(r) = &v.reason {
-        *summary.reasons.entry(r.id.as_str().into()).or_default() += 1;
-    }
-}
-
-/// Groups skip reasons for the summary (without per-frame numbers).
-fn skip_class(s: &Skip) -> String {
-    match s {
-        Skip::UnsupportedLinkType(l) => format!("unsupported link type {l}"),
-        Skip::NotIp { .. } => "not IP".into(),
-        Skip::NotTcp { protocol } => format!("not TCP (IP protocol {protocol})"),
-        other => other.to_string(),
-    }
+    Ok(ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() })
 }
 
 impl Verdict {

@@ -1,13 +1,9 @@
 //! Legacy pcap: a 24-byte file header, then records of a 16-byte header (24 bytes in the
 //! "modified" format of Kuznetsov's patched libpcap) followed by the captured bytes.
 
-use pcap_parser::nom::IResult;
-use pcap_parser::{
-    LegacyPcapBlock, PcapError, PcapHeader, parse_pcap_frame, parse_pcap_frame_be,
-    parse_pcap_frame_modified,
-};
+use pcap_parser::PcapHeader;
 
-use super::input::{Record, describe_parse_error};
+use super::input::Record;
 use super::source::{ByteOrder, Source};
 use super::{CaptureErrorKind, LinkType, Timestamp};
 
@@ -16,10 +12,12 @@ use super::{CaptureErrorKind, LinkType, Timestamp};
 /// header is garbage, and believing it would swallow the rest of the file as one frame.
 pub const MAX_CAPLEN: u32 = 262_144;
 
-/// Where caplen sits in a record header (after ts_sec and ts_usec), in every variant.
+/// The fields of a record header, in every variant: ts_sec, ts_usec (or nanoseconds), caplen,
+/// origlen. The modified format adds 8 bytes we have no use for.
+const TS_SEC_AT: usize = 0;
+const TS_FRAC_AT: usize = 4;
 const CAPLEN_AT: usize = 8;
-
-type ParseFn = fn(&[u8]) -> IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+const ORIGLEN_AT: usize = 12;
 
 /// What the file header says about every record.
 pub struct Legacy {
@@ -28,20 +26,19 @@ pub struct Legacy {
     nanosecond: bool,
     record_header_len: usize,
     linktype: LinkType,
-    parse: ParseFn,
 }
 
 impl Legacy {
     pub const HEADER_LEN: usize = 24;
 
     pub fn new(header: &PcapHeader) -> Legacy {
-        // pcap-parser knows the modified format only in little-endian, like libpcap in practice.
-        let (order, record_header_len, parse): (_, _, ParseFn) = if header.is_modified_format() {
-            (ByteOrder::Little, 24, parse_pcap_frame_modified)
+        // The modified format is little-endian only, like libpcap in practice (and pcap-parser).
+        let (order, record_header_len) = if header.is_modified_format() {
+            (ByteOrder::Little, 24)
         } else if header.is_bigendian() {
-            (ByteOrder::Big, 16, parse_pcap_frame_be)
+            (ByteOrder::Big, 16)
         } else {
-            (ByteOrder::Little, 16, parse_pcap_frame)
+            (ByteOrder::Little, 16)
         };
         Legacy {
             order,
@@ -49,7 +46,6 @@ impl Legacy {
             record_header_len,
             // The upper bits of the field carry FCS information, as libpcap's LT_LINKTYPE() knows.
             linktype: LinkType(header.network.0 as u32 & 0xffff),
-            parse,
         }
     }
 
@@ -75,12 +71,13 @@ impl Legacy {
         }
         let len = header_len + caplen as usize;
         src.require(len)?;
-        let (_, block) = (self.parse)(&src.data()[..len])
-            .map_err(|e| CaptureErrorKind::Other(describe_parse_error("pcap record", &e)))?;
+        // The header's fields, read in place: the record is all there now.
+        let head = src.data();
+        let field = |at| self.order.u32(head, at);
         Ok(Some(Record {
-            ts: self.timestamp(block.ts_sec, block.ts_usec),
+            ts: self.timestamp(field(TS_SEC_AT), field(TS_FRAC_AT)),
             linktype: self.linktype,
-            orig_len: block.origlen,
+            orig_len: field(ORIGLEN_AT),
             direction: None,
             data: header_len..len,
             len,

@@ -108,7 +108,16 @@ impl Source {
     /// Terminates for any reader: every round either adds bytes or meets the end of the stream.
     /// The caller bounds `need` (record lengths are checked before they are requested), so the
     /// buffer never grows beyond the largest record we accept.
+    #[inline]
     pub fn fill(&mut self, need: usize) -> Result<bool, CaptureErrorKind> {
+        // The common case, a record already in the buffer, stays out of a call.
+        if self.end - self.start >= need {
+            return Ok(true);
+        }
+        self.fill_slow(need)
+    }
+
+    fn fill_slow(&mut self, need: usize) -> Result<bool, CaptureErrorKind> {
         while self.end - self.start < need {
             if self.eof {
                 return Ok(false);
@@ -126,6 +135,7 @@ impl Source {
 
     /// Makes a record of `need` bytes starting at [`Self::offset`] available. `Ok(false)` if the
     /// stream ended cleanly before the record; an error if it ends inside it.
+    #[inline]
     pub fn fill_record(&mut self, need: usize) -> Result<bool, CaptureErrorKind> {
         if !self.fill(1)? {
             return Ok(false);
@@ -135,6 +145,7 @@ impl Source {
     }
 
     /// Makes `need` bytes available, or reports the record as truncated.
+    #[inline]
     pub fn require(&mut self, need: usize) -> Result<(), CaptureErrorKind> {
         if self.fill(need)? {
             Ok(())

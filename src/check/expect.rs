@@ -166,6 +166,7 @@ impl Expectation {
             truncated: self.truncated.unwrap_or(TruncatedFrames::Track),
             timing: self.timing.unwrap_or(Timing::Capture),
             snapshots: false,
+            threads: 1,
         })
     }
 

@@ -21,9 +21,10 @@ use crate::decode::{Segment, Tuple};
 use crate::verdict::{Action, CtState, Evidence, EntryInfo, FrameRef, Reason, ReasonId, Verdict};
 use entry::Entry;
 use profile::Profile;
-use state::Dir;
+use state::{Dir, TcpState};
 use sysctl::Sysctls;
 use table::Table;
+pub use table::FlowKey;
 pub use tracker::Hook;
 use tracker::{Config, Handled, NewEntry};
 
@@ -50,11 +51,23 @@ pub struct Conntrack {
     profile: Profile,
     sysctls: Sysctls,
     table: Table,
+    /// Entries this table may hold: `nf_conntrack_max`, or this shard's part of it.
+    limit: u32,
+    /// The latest time seen: entries that expired by then are swept out.
+    clock: Timestamp,
 }
 
 impl Conntrack {
     pub fn new(profile: Profile, sysctls: Sysctls) -> Conntrack {
-        Conntrack { profile, sysctls, table: Table::default() }
+        Conntrack::shard(profile, sysctls, 1)
+    }
+
+    /// One of `shards` tables that together track a capture, each seeing the flows that hash to
+    /// it. `nf_conntrack_max` is a global limit; each shard gets an equal part of it, rounded up,
+    /// so a table-full decision may differ from a single table's near the limit.
+    pub fn shard(profile: Profile, sysctls: Sysctls, shards: usize) -> Conntrack {
+        let limit = sysctls.max.div_ceil(shards.max(1) as u32);
+        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN) }
     }
 
     pub fn profile(&self) -> &Profile {
@@ -65,105 +78,94 @@ impl Conntrack {
         &self.sysctls
     }
 
-    /// Live entries (expired ones may linger until the next sweep).
+    /// Entries in the table (expired ones may linger until the clock passes their expiry).
     pub fn entries(&self) -> usize {
         self.table.len()
+    }
+
+    /// Moves the sweeping clock forward to `now` (never back) and sweeps out the entries that
+    /// expired by then. [`Conntrack::track`] does this with each packet's time; a caller that
+    /// splits one capture over several tables calls it with the latest time of the whole
+    /// capture, so that every table forgets an entry at the same moment one table would.
+    ///
+    /// Sweeping only frees memory: a lookup judges expiry at the packet's own time anyway.
+    pub fn advance_clock(&mut self, now: Timestamp) {
+        if now > self.clock {
+            self.clock = now;
+            self.table.sweep(now);
+        }
     }
 
     /// The entry a tuple maps to now, with its full TCP data, without changing anything.
     /// `None` when there is none or it has expired by `now`.
     pub fn snapshot(&self, tuple: &Tuple, now: Timestamp) -> Option<Snapshot> {
-        let (e, dir) = match self.table.get(tuple) {
-            Some(e) => (e, Dir::Original),
-            None => (self.table.get(&tuple.reversed())?, Dir::Reply),
-        };
+        let e = self.table.get(tuple)?;
         if e.is_expired(now) {
             return None;
         }
+        let dir = if e.tuple == *tuple { Dir::Original } else { Dir::Reply };
         Some(Snapshot { info: e.info(dir), tcp: e.tcp, remaining_ns: e.expires.0 - now.0 })
     }
 
     /// The verdict for one TCP segment.
     pub fn track(&mut self, p: &Packet) -> Verdict {
-        self.table.maybe_sweep(p.ts);
+        self.advance_clock(p.ts);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
-        match self.table.lookup(&p.seg.tuple, p.ts) {
-            None => self.track_new(p, None),
-            Some((key, dir)) => {
-                let e = self.table.get_mut(&key).expect("lookup returned a live key");
-                let before = e.info(dir);
-                if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
-                    return invalid(r, Some(dir), Some(before));
-                }
-                // ctinfo is decided at lookup time, before the handler runs.
-                let ct_state = if dir == Dir::Reply || e.seen_reply { CtState::Established } else { CtState::New };
-                let old_state = e.tcp.state;
-                match tracker::tcp_packet(&cfg, e, p.seg, dir, p.ts) {
-                    Handled::Repeat => {
-                        // Reopen: the old entry goes, the packet is looked up again from scratch.
-                        self.table.remove(&key);
-                        self.track_new(p, Some(before))
-                    }
-                    Handled::Invalid(r) => invalid(r, Some(dir), Some(before)),
-                    Handled::DropAndKill(r) => {
-                        self.table.remove(&key);
-                        Verdict {
-                            ct_state: CtState::Invalid,
-                            action: Action::Drop,
-                            dir: Some(dir),
-                            state_before: Some(old_state),
-                            state_after: None,
-                            reason: Some(Box::new(r)),
-                            entry: Some(before),
-                            replaced: None,
-                        }
-                    }
-                    Handled::Ignored(r) => {
-                        if dir == Dir::Reply {
-                            e.seen_reply = true;
-                        }
-                        Verdict {
-                            ct_state,
-                            action: Action::Ignore,
-                            dir: Some(dir),
-                            state_before: Some(old_state),
-                            state_after: Some(e.tcp.state),
-                            reason: Some(Box::new(r)),
-                            entry: Some(before),
-                            replaced: None,
-                        }
-                    }
-                    Handled::Accepted { delete_entry, .. } => {
-                        if dir == Dir::Reply {
-                            e.seen_reply = true;
-                        }
-                        let state_after = e.tcp.state;
-                        if state_after != old_state {
-                            e.last_change_frame = p.frame;
-                        }
-                        if delete_entry {
-                            self.table.remove(&key);
-                        }
-                        Verdict {
-                            ct_state,
-                            action: Action::Accept,
-                            dir: Some(dir),
-                            state_before: Some(old_state),
-                            state_after: Some(state_after),
-                            reason: None,
-                            entry: Some(before),
-                            replaced: None,
-                        }
-                    }
-                }
-            }
+        let Some((h, dir)) = self.table.lookup(&p.seg.tuple, p.ts) else {
+            return self.track_new(p, None);
+        };
+        let e = self.table.entry_mut(h);
+        let before = e.info(dir);
+        if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
+            return invalid(r, Some(dir), Some(before));
         }
+        // ctinfo is decided at lookup time, before the handler runs.
+        let ct_state = if dir == Dir::Reply || e.seen_reply { CtState::Established } else { CtState::New };
+        let old_state = e.tcp.state;
+        let handled = tracker::tcp_packet(&cfg, e, p.seg, dir, p.ts);
+        let (action, reason) = match handled {
+            Handled::Repeat => {
+                // Reopen: the old entry goes, the packet is looked up again from scratch.
+                self.table.remove(h);
+                return self.track_new(p, Some(before));
+            }
+            Handled::Invalid(r) => {
+                // The handler may have lowered the entry's timeout.
+                self.table.touched(h, old_state.is_closing());
+                return invalid(r, Some(dir), Some(before));
+            }
+            Handled::DropAndKill(r) => {
+                // 2.6.18's out-of-sync kill: the entry goes and the packet is dropped.
+                self.table.remove(h);
+                let v = invalid(r, Some(dir), Some(before));
+                return Verdict { action: Action::Drop, state_after: None, ..v };
+            }
+            Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
+            Handled::Accepted { delete_entry, .. } => {
+                if delete_entry {
+                    let e = self.table.remove(h).expect("live entry");
+                    return accepted(ct_state, dir, old_state, e.tcp.state, before);
+                }
+                (Action::Accept, None)
+            }
+        };
+        let e = self.table.entry_mut(h);
+        if dir == Dir::Reply {
+            e.seen_reply = true;
+        }
+        let state_after = e.tcp.state;
+        if action == Action::Accept && state_after != old_state {
+            e.last_change_frame = p.frame;
+        }
+        self.table.touched(h, old_state.is_closing());
+        Verdict { action, reason, ..accepted(ct_state, dir, old_state, state_after, before) }
     }
 
     /// A TCP datagram too short to hold a TCP header: conntrack cannot track it and says nothing.
     pub fn track_unreadable(&mut self, tuple: Option<&Tuple>, ts: Timestamp) -> Verdict {
+        self.advance_clock(ts);
         let found = tuple.and_then(|t| self.table.lookup(t, ts));
-        let entry = found.and_then(|(k, d)| self.table.get(&k).map(|e| e.info(d)));
+        let entry = found.map(|(h, d)| self.table.entry(h).info(d));
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         invalid(tracker::unreadable_header(&cfg), found.map(|(_, d)| d), entry)
     }
@@ -171,7 +173,7 @@ impl Conntrack {
     /// A packet that matched no entry: may it create one?
     fn track_new(&mut self, p: &Packet, replaced: Option<EntryInfo>) -> Verdict {
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
-        if !self.table.make_room(self.sysctls.max, p.ts) {
+        if !self.table.make_room(self.limit, p.ts) {
             let reason = Reason {
                 id: ReasonId::TableFull,
                 kernel_log: vec!["nf_conntrack: table full, dropping packet".to_string()],
@@ -239,6 +241,20 @@ impl Conntrack {
                 unreachable!("a new entry is in NONE: it is neither reopened nor re-synced")
             }
         }
+    }
+}
+
+/// A tracked packet the handler accepted without comment.
+fn accepted(ct_state: CtState, dir: Dir, before: TcpState, after: TcpState, entry: EntryInfo) -> Verdict {
+    Verdict {
+        ct_state,
+        action: Action::Accept,
+        dir: Some(dir),
+        state_before: Some(before),
+        state_after: Some(after),
+        reason: None,
+        entry: Some(entry),
+        replaced: None,
     }
 }
 

@@ -1,115 +1,649 @@
 //! The conntrack table: entries found by either of their tuples, expiring on capture time,
 //! bounded by `nf_conntrack_max`.
+//!
+//! Every operation costs amortised O(1) per packet, whatever the size of the table:
+//!
+//! * one hash lookup finds an entry from either direction ([`FlowKey`] is direction-free);
+//! * expired entries are swept from a timing wheel of one-second buckets. An entry is filed
+//!   under its expiry once, and filed again only when that deadline passes (it was refreshed
+//!   since) or its expiry is lowered, not on every refresh;
+//! * eviction candidates wait in two queues (unassured entries by age, closing entries by when
+//!   they began to close), so finding a victim never scans the table.
+//!
+//! The wheel and the queues are lazy: they may hold references to entries that are gone, were
+//! replaced, or no longer qualify. Such references are skipped when met, and each structure is
+//! compacted when it holds more than twice as many references as there are entries, so memory
+//! follows the number of entries, never the number of packets or connections seen.
 
 use super::entry::Entry;
 use super::state::Dir;
 use crate::capture::Timestamp;
 use crate::decode::Tuple;
 use foldhash::fast::FixedState;
-use std::collections::{HashMap, VecDeque};
+use hashbrown::HashTable;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
 
-/// All live entries. Without NAT an entry's REPLY tuple is its ORIGINAL tuple reversed, so one
-/// map keyed by the ORIGINAL tuple answers both lookups.
-#[derive(Default)]
-pub struct Table {
-    entries: HashMap<Tuple, Entry, FixedState>,
-    /// ORIGINAL tuples in creation order: candidates for early drop and for the expiry sweep.
-    /// May hold tuples whose entry is gone or was replaced; those are skipped when met.
-    by_age: VecDeque<Tuple>,
-    /// Capture time of the last full sweep of expired entries.
-    last_sweep: Timestamp,
+/// A connection's identity regardless of direction: its two endpoints in a fixed order.
+///
+/// Without NAT an entry's REPLY tuple is its ORIGINAL tuple reversed, so both directions of a
+/// connection share one key, one hash and one lookup. (The kernel cannot have two entries whose
+/// tuples are each other's reverse: the second would clash with the first on insertion.) The
+/// engine shards by this key too, so both directions of a flow go to the same tracker thread.
+#[derive(Clone, Copy, Debug, Eq)]
+pub struct FlowKey {
+    /// Lower endpoint's address (high and low 64 bits), higher endpoint's address, then both
+    /// ports and the address family. IPv4 addresses are zero-extended; the family bit keeps
+    /// `10.0.0.1` apart from `::a00:1`.
+    words: [u64; 5],
 }
 
-/// How often (in capture time) expired entries are swept out, so memory follows the number of
-/// live connections rather than the number of connections ever seen.
-const SWEEP_INTERVAL_NS: i64 = 10 * 1_000_000_000;
+impl FlowKey {
+    pub fn of(t: &Tuple) -> FlowKey {
+        FlowKey::oriented(t).0
+    }
+
+    /// The key, and whether the tuple's source is the key's lower endpoint (then the tuple and
+    /// any other tuple with the same answer travel the same way).
+    pub fn oriented(t: &Tuple) -> (FlowKey, bool) {
+        fn wide(a: IpAddr) -> u128 {
+            match a {
+                IpAddr::V4(v4) => u32::from(v4).into(),
+                IpAddr::V6(v6) => v6.into(),
+            }
+        }
+        let src = (wide(t.src), t.sport);
+        let dst = (wide(t.dst), t.dport);
+        let src_is_lower = src <= dst;
+        let (lo, hi) = if src_is_lower { (src, dst) } else { (dst, src) };
+        let v6 = t.src.is_ipv6() || t.dst.is_ipv6();
+        let words = [
+            (lo.0 >> 64) as u64,
+            lo.0 as u64,
+            (hi.0 >> 64) as u64,
+            hi.0 as u64,
+            (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(v6),
+        ];
+        (FlowKey { words }, src_is_lower)
+    }
+
+    /// The table's hash of the key, folded to 32 bits (all the index keeps of it).
+    fn hash32(&self) -> u32 {
+        let h = FixedState::default().hash_one(self);
+        (h ^ (h >> 32)) as u32
+    }
+}
+
+impl PartialEq for FlowKey {
+    // Branch-free: the derived comparison of the array calls memcmp.
+    fn eq(&self, other: &FlowKey) -> bool {
+        self.words.iter().zip(&other.words).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+    }
+}
+
+impl Hash for FlowKey {
+    // Five fixed-size words; the derived impl would hash the array as a length-prefixed slice.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for w in self.words {
+            state.write_u64(w);
+        }
+    }
+}
+
+/// Where an entry lives in the table; valid until the table is changed.
+pub type Handle = u32;
+
+/// A reference to an entry that may outlive it: a slot and the serial of the entry that was in
+/// it. A later entry in the same slot has another serial, so the reference is then stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ref {
+    serial: u64,
+    slot: Handle,
+}
+
+struct Slot {
+    entry: Option<Entry>,
+    key: FlowKey,
+    hash: u32,
+    serial: u64,
+    /// Whether the ORIGINAL tuple's source is the lower endpoint of its [`FlowKey`].
+    original_is_lower: bool,
+    /// The deadline this entry is filed under in the wheel. Never later than `entry.expires`,
+    /// so an entry is always swept by the time it has expired.
+    filed: Timestamp,
+}
+
+/// What the index holds for an entry: its slot, and its key's hash, so that probing and growing
+/// the index never read the slots. At 8 bytes an entry, the index of a large table stays in
+/// the CPU's caches; the slots (~200 bytes each) are read once per lookup.
+#[derive(Clone, Copy)]
+struct Indexed {
+    slot: Handle,
+    hash: u32,
+}
+
+/// The 64-bit hash the index works with: hashbrown takes the bucket from the low bits and a
+/// tag from the top seven, so the 32 bits go to both halves.
+fn wide(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
+/// All entries, live or expired but not yet swept.
+#[derive(Default)]
+pub struct Table {
+    index: HashTable<Indexed>,
+    slots: Vec<Slot>,
+    /// Empty slots, reused before the vector grows.
+    free: Vec<Handle>,
+    next_serial: u64,
+    deadlines: Wheel,
+    /// Entries in creation order; those not ASSURED are candidates for early drop.
+    unassured: VecDeque<Ref>,
+    /// Entries in the order they entered a closing state (FIN_WAIT … CLOSE): candidates for the
+    /// garbage collector's eviction of ASSURED entries.
+    closing: VecDeque<Ref>,
+    /// Filings taken from the wheel, reused between sweeps.
+    due: Vec<Filing>,
+}
+
+/// A lazy structure is compacted once it holds more than twice the number of entries plus this.
+const COMPACT_SLACK: usize = 64;
 
 impl Table {
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
 
     /// Finds the live entry for a packet's tuple and the packet's direction relative to it.
     /// An expired entry is removed and not returned: for the kernel it no longer exists.
-    pub fn lookup(&mut self, tuple: &Tuple, now: Timestamp) -> Option<(Tuple, Dir)> {
-        let found = if self.entries.contains_key(tuple) {
-            (*tuple, Dir::Original)
-        } else {
-            let reversed = tuple.reversed();
-            if !self.entries.contains_key(&reversed) {
-                return None;
-            }
-            (reversed, Dir::Reply)
-        };
-        if self.entries[&found.0].is_expired(now) {
-            self.entries.remove(&found.0);
+    pub fn lookup(&mut self, tuple: &Tuple, now: Timestamp) -> Option<(Handle, Dir)> {
+        let (key, src_is_lower) = FlowKey::oriented(tuple);
+        let h = self.find(&key)?;
+        let slot = &self.slots[h as usize];
+        if slot.entry.as_ref().expect("indexed slots hold an entry").is_expired(now) {
+            self.remove(h);
             return None;
         }
-        Some(found)
+        // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
+        let dir = if src_is_lower == slot.original_is_lower { Dir::Original } else { Dir::Reply };
+        Some((h, dir))
     }
 
-    pub fn get(&self, key: &Tuple) -> Option<&Entry> {
-        self.entries.get(key)
+    fn find(&self, key: &FlowKey) -> Option<Handle> {
+        let hash = key.hash32();
+        let slots = &self.slots;
+        let found = self.index.find(wide(hash), |i| i.hash == hash && slots[i.slot as usize].key == *key)?;
+        Some(found.slot)
     }
 
-    pub fn get_mut(&mut self, key: &Tuple) -> Option<&mut Entry> {
-        self.entries.get_mut(key)
+    /// The entry for a tuple in either direction, expired or not, without changing anything.
+    pub fn get(&self, tuple: &Tuple) -> Option<&Entry> {
+        self.find(&FlowKey::of(tuple)).map(|h| self.entry(h))
     }
 
-    pub fn remove(&mut self, key: &Tuple) -> Option<Entry> {
-        self.entries.remove(key)
+    /// The entry behind a handle from [`Table::lookup`].
+    pub fn entry(&self, h: Handle) -> &Entry {
+        self.slots[h as usize].entry.as_ref().expect("handle of a live entry")
     }
 
-    /// Confirms a new entry (the kernel's `nf_conntrack_confirm`).
+    pub fn entry_mut(&mut self, h: Handle) -> &mut Entry {
+        self.slots[h as usize].entry.as_mut().expect("handle of a live entry")
+    }
+
+    pub fn remove(&mut self, h: Handle) -> Option<Entry> {
+        let slot = &mut self.slots[h as usize];
+        let entry = slot.entry.take()?;
+        if let Ok(indexed) = self.index.find_entry(wide(slot.hash), |i| i.slot == h) {
+            indexed.remove();
+        }
+        self.free.push(h);
+        Some(entry)
+    }
+
+    /// Confirms a new entry (the kernel's `nf_conntrack_confirm`). Call [`Table::make_room`]
+    /// first.
     pub fn insert(&mut self, entry: Entry) {
-        self.by_age.push_back(entry.tuple);
-        self.entries.insert(entry.tuple, entry);
+        let (key, original_is_lower) = FlowKey::oriented(&entry.tuple);
+        // Callers look the tuple up first, so there is none; never index a key twice.
+        if let Some(old) = self.find(&key) {
+            self.remove(old);
+        }
+        let hash = key.hash32();
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let expires = entry.expires;
+        let slot = Slot { entry: Some(entry), key, hash, serial, original_is_lower, filed: expires };
+        let h = match self.free.pop() {
+            Some(h) => {
+                self.slots[h as usize] = slot;
+                h
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as Handle
+            }
+        };
+        self.index.insert_unique(wide(hash), Indexed { slot: h, hash }, |i| wide(i.hash));
+        let r = Ref { serial, slot: h };
+        self.deadlines.file(expires, r);
+        self.unassured.push_back(r);
+        // Entries usually become ASSURED soon, and in about the order they were created.
+        while let Some(&front) = self.unassured.front() {
+            if self.live(front).is_some_and(|e| !e.assured) {
+                break;
+            }
+            self.unassured.pop_front();
+        }
+        self.compact();
     }
 
-    /// Makes room for one more entry if the table is at `max`, as the kernel's `early_drop` does:
-    /// only an entry that is not ASSURED may be evicted. Returns false if nothing could be.
-    ///
-    /// The kernel scans a few hash buckets near the new tuple; offline we take the oldest
-    /// unassured entry, which is the one the kernel's GC would also pick first.
-    pub fn make_room(&mut self, max: u32, now: Timestamp) -> bool {
-        if (self.entries.len() as u64) < max as u64 {
+    /// Tells the table that the handler has run on an entry: it may have a new expiry (earlier
+    /// than filed, e.g. a lowered timeout) or have begun to close.
+    pub fn touched(&mut self, h: Handle, was_closing: bool) {
+        let slot = &mut self.slots[h as usize];
+        let e = slot.entry.as_ref().expect("handle of a live entry");
+        let (expires, closing_now) = (e.expires, e.tcp.state.is_closing());
+        let r = Ref { serial: slot.serial, slot: h };
+        let mut grew = false;
+        if expires < slot.filed {
+            slot.filed = expires;
+            self.deadlines.file(expires, r);
+            grew = true;
+        }
+        if closing_now && !was_closing {
+            self.closing.push_back(r);
+            // The entries closing longest are the first to expire: drop their references.
+            while let Some(&front) = self.closing.front() {
+                if self.live(front).is_some_and(|e| e.tcp.state.is_closing()) {
+                    break;
+                }
+                self.closing.pop_front();
+            }
+            grew = true;
+        }
+        if grew {
+            self.compact();
+        }
+    }
+
+    /// Removes the entries that expired before `now`'s second began. Each second of capture
+    /// time is swept once; an entry is met here about once per timeout it outlives, so the
+    /// cost per packet is amortised O(1). (Lookups judge expiry to the nanosecond anyway.)
+    pub fn sweep(&mut self, now: Timestamp) {
+        if !self.deadlines.has_past_seconds(now) {
+            return; // most packets: still in the second last swept
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_past_seconds(now, &mut due);
+        self.settle(&mut due, now);
+        self.due = due;
+    }
+
+    /// Removes every entry that has expired by `now`, to the nanosecond.
+    fn sweep_exactly(&mut self, now: Timestamp) {
+        self.sweep(now);
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_this_second(now, &mut due);
+        self.settle(&mut due, now);
+        self.due = due;
+    }
+
+    /// Deals with filings whose deadline has come: expired entries go, refreshed ones are filed
+    /// again under their current expiry, stale filings are dropped.
+    fn settle(&mut self, due: &mut Vec<Filing>, now: Timestamp) {
+        for (deadline, r) in due.drain(..) {
+            let Some(slot) = self.slots.get_mut(r.slot as usize) else { continue };
+            if slot.serial != r.serial || slot.filed != deadline {
+                continue; // the entry is gone, or was filed again since
+            }
+            let Some(e) = &slot.entry else { continue };
+            if e.expires <= now {
+                self.remove(r.slot);
+            } else {
+                slot.filed = e.expires;
+                self.deadlines.file(e.expires, r);
+            }
+        }
+    }
+
+    /// Makes room for one more entry when the table holds `limit` (0: no limit, as in the
+    /// kernel). Expired entries go first: they do not exist. Then, as the kernel's `early_drop`
+    /// does, the oldest entry that is not ASSURED is evicted; failing that, as the kernel's
+    /// garbage collector does once the table is over 95 % full, the ASSURED entry that has been
+    /// closing longest (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE). Returns false if
+    /// nothing could be evicted: the kernel then drops the packet ("table full").
+    pub fn make_room(&mut self, limit: u32, now: Timestamp) -> bool {
+        if limit == 0 || self.len() < limit as usize {
             return true;
         }
-        self.sweep(now);
-        if (self.entries.len() as u64) < max as u64 {
+        self.sweep_exactly(now);
+        if self.len() < limit as usize {
             return true;
         }
         let victim = self
-            .by_age
-            .iter()
-            .position(|t| self.entries.get(t).is_some_and(|e| !e.assured));
+            .pop_candidate(|t| &mut t.unassured, |e| !e.assured)
+            .or_else(|| self.pop_candidate(|t| &mut t.closing, |e| e.tcp.state.is_closing()));
         match victim {
-            Some(i) => {
-                let t = self.by_age.remove(i).expect("index from position");
-                self.entries.remove(&t);
+            Some(h) => {
+                self.remove(h);
                 true
             }
             None => false,
         }
     }
 
-    /// Drops expired entries, at most once per [`SWEEP_INTERVAL_NS`] of capture time.
-    pub fn maybe_sweep(&mut self, now: Timestamp) {
-        if now.0.saturating_sub(self.last_sweep.0) >= SWEEP_INTERVAL_NS {
-            self.sweep(now);
+    /// Pops references off the front of a candidate queue until one names a live entry that
+    /// still `qualifies`. The others are dropped for good: an ASSURED entry never becomes
+    /// unassured, and an entry that begins to close again is queued again.
+    fn pop_candidate(
+        &mut self,
+        queue: fn(&mut Table) -> &mut VecDeque<Ref>,
+        qualifies: fn(&Entry) -> bool,
+    ) -> Option<Handle> {
+        while let Some(r) = queue(self).pop_front() {
+            if self.live(r).is_some_and(qualifies) {
+                return Some(r.slot);
+            }
+        }
+        None
+    }
+
+    /// The entry a reference names, if it is still there.
+    fn live(&self, r: Ref) -> Option<&Entry> {
+        self.slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref())
+    }
+
+    fn compact_limit(&self) -> usize {
+        2 * self.len() + COMPACT_SLACK
+    }
+
+    /// Drops stale references from whichever lazy structure has grown past its limit. Each
+    /// compaction removes at least half of what it scans, so its cost is amortised over the
+    /// insertions and updates that made those references stale.
+    #[inline]
+    fn compact(&mut self) {
+        let limit = self.compact_limit();
+        if self.deadlines.len > limit || self.unassured.len() > limit || self.closing.len() > limit {
+            self.compact_now(limit);
         }
     }
 
-    fn sweep(&mut self, now: Timestamp) {
-        self.last_sweep = now;
-        self.entries.retain(|_, e| !e.is_expired(now));
-        let entries = &self.entries;
-        // Keep the age queue in step: drop tuples whose entry is gone. A tuple whose entry was
-        // replaced by a newer one keeps its place; at worst it is evicted a little early.
-        self.by_age.retain(|t| entries.contains_key(t));
+    fn compact_now(&mut self, limit: usize) {
+        let slots = &self.slots;
+        let live = |r: &Ref| slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref());
+        if self.deadlines.len > limit {
+            self.deadlines.retain(|(d, r)| live(r).is_some() && slots[r.slot as usize].filed == *d);
+        }
+        if self.unassured.len() > limit {
+            self.unassured.retain(|r| live(r).is_some_and(|e| !e.assured));
+        }
+        if self.closing.len() > limit {
+            self.closing.retain(|r| live(r).is_some_and(|e| e.tcp.state.is_closing()));
+        }
+    }
+}
+
+/// A deadline and the entry filed under it.
+type Filing = (Timestamp, Ref);
+
+/// Seconds the timing wheel spans; a deadline further ahead waits in its bucket for later
+/// rounds, and is looked at (and kept) once per round.
+const WHEEL_SECONDS: i64 = 4096;
+const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// Deadlines by the second they fall in: a hashed timing wheel of one-second buckets, each
+/// holding the deadlines of every second congruent to it modulo [`WHEEL_SECONDS`].
+///
+/// Filing is a push; the seconds that have passed are taken out in order, one bucket each.
+/// Capture time only matters in that order, so a capture that jumps ahead by hours costs at
+/// most one pass over the buckets.
+struct Wheel {
+    buckets: Vec<Vec<Filing>>,
+    /// Every second before this one has been taken out (`None` before the first sweep). A
+    /// deadline filed in a second already taken waits in this one.
+    cursor: Option<i64>,
+    /// Filings held.
+    len: usize,
+}
+
+impl Default for Wheel {
+    fn default() -> Wheel {
+        Wheel { buckets: (0..WHEEL_SECONDS).map(|_| Vec::new()).collect(), cursor: None, len: 0 }
+    }
+}
+
+fn second_of(t: Timestamp) -> i64 {
+    t.0.div_euclid(NS_PER_SEC)
+}
+
+impl Wheel {
+    fn bucket(&mut self, second: i64) -> &mut Vec<Filing> {
+        &mut self.buckets[second.rem_euclid(WHEEL_SECONDS) as usize]
+    }
+
+    fn file(&mut self, deadline: Timestamp, r: Ref) {
+        let second = second_of(deadline).max(self.cursor.unwrap_or(i64::MIN));
+        self.bucket(second).push((deadline, r));
+        self.len += 1;
+    }
+
+    /// Whether [`Wheel::take_past_seconds`] has anything to do.
+    #[inline]
+    fn has_past_seconds(&self, now: Timestamp) -> bool {
+        self.cursor.is_none_or(|cursor| second_of(now) > cursor)
+    }
+
+    /// Moves the filings of every second before `now`'s into `out`.
+    fn take_past_seconds(&mut self, now: Timestamp, out: &mut Vec<Filing>) {
+        let target = second_of(now);
+        match self.cursor {
+            Some(cursor) if target <= cursor => return,
+            Some(cursor) if target - cursor < WHEEL_SECONDS => {
+                for second in cursor..target {
+                    self.take(second, Timestamp((second + 1) * NS_PER_SEC), out);
+                }
+            }
+            // A jump of a whole round or more, or the first sweep: one pass over every bucket.
+            _ => {
+                for second in 0..WHEEL_SECONDS {
+                    self.take(second, Timestamp(target * NS_PER_SEC), out);
+                }
+            }
+        }
+        self.cursor = Some(target);
+    }
+
+    /// Moves the filings of `now`'s own second that are due by `now` into `out`. (Sweeping
+    /// whole seconds only keeps the common path from looking at this bucket on every packet.)
+    fn take_this_second(&mut self, now: Timestamp, out: &mut Vec<Filing>) {
+        self.take(second_of(now), Timestamp(now.0.saturating_add(1)), out);
+    }
+
+    /// Moves the filings of one bucket with a deadline before `until` into `out`; the others
+    /// belong to later rounds.
+    fn take(&mut self, second: i64, until: Timestamp, out: &mut Vec<Filing>) {
+        let bucket = self.bucket(second);
+        let before = out.len();
+        let mut i = 0;
+        while i < bucket.len() {
+            if bucket[i].0 < until {
+                out.push(bucket.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        // A burst once filed here must not pin its memory for the rest of the run.
+        if bucket.capacity() > 64 && bucket.len() < bucket.capacity() / 4 {
+            bucket.shrink_to(bucket.len() * 2);
+        }
+        self.len -= out.len() - before;
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Filing) -> bool) {
+        for bucket in &mut self.buckets {
+            bucket.retain(&mut keep);
+        }
+        self.len = self.buckets.iter().map(Vec::len).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::entry::TcpCt;
+    use crate::conntrack::state::TcpState;
+    use crate::verdict::{CreatedBy, FrameRef};
+    use std::net::Ipv4Addr;
+
+    fn tuple(port: u16) -> Tuple {
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        Tuple { src: a, dst: b, sport: port, dport: 80 }
+    }
+
+    fn entry(port: u16, expires_s: i64, assured: bool, state: TcpState) -> Entry {
+        let mut tcp = TcpCt::zeroed();
+        tcp.state = state;
+        Entry {
+            tuple: tuple(port),
+            tcp,
+            seen_reply: assured,
+            assured,
+            expires: Timestamp::from_secs(expires_s),
+            created_frame: FrameRef::default(),
+            created_ts: Timestamp(0),
+            created_by: CreatedBy::Syn,
+            last_change_frame: FrameRef::default(),
+        }
+    }
+
+    #[test]
+    fn flow_key_is_the_same_both_ways_and_tells_families_apart() {
+        let t = tuple(40000);
+        assert_eq!(FlowKey::of(&t), FlowKey::of(&t.reversed()));
+        assert_ne!(FlowKey::of(&t), FlowKey::of(&tuple(40001)));
+        let mapped = Tuple { src: "::a00:1".parse().unwrap(), dst: "::a00:2".parse().unwrap(), ..t };
+        assert_ne!(FlowKey::of(&t), FlowKey::of(&mapped));
+        // Swapping only the ports is another connection.
+        let swapped = Tuple { sport: t.dport, dport: t.sport, ..t };
+        assert_ne!(FlowKey::of(&t), FlowKey::of(&swapped));
+    }
+
+    #[test]
+    fn lookup_finds_both_directions_and_forgets_expired_entries() {
+        let mut t = Table::default();
+        t.insert(entry(1, 10, false, TcpState::SynSent));
+        let now = Timestamp::from_secs(5);
+        assert_eq!(t.lookup(&tuple(1), now).map(|(_, d)| d), Some(Dir::Original));
+        assert_eq!(t.lookup(&tuple(1).reversed(), now).map(|(_, d)| d), Some(Dir::Reply));
+        assert!(t.lookup(&tuple(1), Timestamp::from_secs(10)).is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn sweep_refiles_refreshed_entries_and_follows_lowered_expiry() {
+        let mut t = Table::default();
+        t.insert(entry(1, 10, true, TcpState::Established));
+        t.insert(entry(2, 10, true, TcpState::Established));
+        // Entry 1 is refreshed to 100 s; entry 2's expiry is lowered to 5 s.
+        let (h1, _) = t.lookup(&tuple(1), Timestamp(0)).unwrap();
+        t.entry_mut(h1).expires = Timestamp::from_secs(100);
+        t.touched(h1, false);
+        let (h2, _) = t.lookup(&tuple(2), Timestamp(0)).unwrap();
+        t.entry_mut(h2).expires = Timestamp::from_secs(5);
+        t.touched(h2, false);
+        t.sweep(Timestamp::from_secs(6));
+        assert!(t.get(&tuple(2)).is_none() && t.get(&tuple(1)).is_some());
+        t.sweep(Timestamp::from_secs(50));
+        assert!(t.get(&tuple(1)).is_some());
+        // The common sweep takes whole seconds; making room sweeps to the nanosecond.
+        t.sweep(Timestamp::from_secs(100));
+        assert!(t.get(&tuple(1)).is_some());
+        assert!(t.make_room(1, Timestamp::from_secs(100)));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn deadlines_beyond_one_round_of_the_wheel_and_jumps_in_time() {
+        let mut t = Table::default();
+        t.sweep(Timestamp(0));
+        t.insert(entry(1, 432_000, true, TcpState::Established));
+        t.insert(entry(2, WHEEL_SECONDS + 5, true, TcpState::Established));
+        t.insert(entry(3, 30, true, TcpState::Established));
+        let alive = |t: &Table| (1..=3).filter(|&p| t.get(&tuple(p)).is_some()).collect::<Vec<u16>>();
+        for s in (0..WHEEL_SECONDS + 7).step_by(3) {
+            t.sweep(Timestamp::from_secs(s));
+            let expect: &[u16] = match s {
+                ..=30 => &[1, 2, 3],
+                _ if s <= WHEEL_SECONDS + 5 => &[1, 2],
+                _ => &[1],
+            };
+            assert_eq!(alive(&t), expect, "at {s} s");
+        }
+        t.sweep(Timestamp::from_secs(1_000_000));
+        assert!(t.is_empty() && t.deadlines.len == 0);
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_unassured_then_the_longest_closing() {
+        let mut t = Table::default();
+        let now = Timestamp(0);
+        t.insert(entry(1, 1000, true, TcpState::Established));
+        t.insert(entry(2, 1000, false, TcpState::SynSent));
+        t.insert(entry(3, 1000, true, TcpState::Established));
+        t.insert(entry(4, 1000, false, TcpState::SynSent));
+        // Entry 3 starts closing before entry 1.
+        for port in [3, 1] {
+            let (h, _) = t.lookup(&tuple(port), now).unwrap();
+            t.entry_mut(h).tcp.state = TcpState::TimeWait;
+            t.touched(h, false);
+        }
+        let order: Vec<u16> = (0..4)
+            .map(|_| {
+                let before: Vec<u16> = (1..=4).filter(|&p| t.get(&tuple(p)).is_some()).collect();
+                assert!(t.make_room(t.len() as u32, now));
+                let after: Vec<u16> = (1..=4).filter(|&p| t.get(&tuple(p)).is_some()).collect();
+                *before.iter().find(|p| !after.contains(p)).unwrap()
+            })
+            .collect();
+        assert_eq!(order, [2, 4, 3, 1]);
+    }
+
+    #[test]
+    fn a_full_table_of_established_entries_evicts_nothing() {
+        let mut t = Table::default();
+        for port in 1..=3 {
+            t.insert(entry(port, 1000, true, TcpState::Established));
+        }
+        assert!(!t.make_room(3, Timestamp(0)));
+        assert!(t.make_room(4, Timestamp(0)), "below the limit");
+        assert!(t.make_room(0, Timestamp(0)), "0 means no limit");
+        // Expired entries make room first.
+        assert!(t.make_room(3, Timestamp::from_secs(1000)));
+    }
+
+    #[test]
+    fn lazy_structures_stay_proportional_to_the_table() {
+        let mut t = Table::default();
+        for i in 0..100_000u32 {
+            let port = (i % 50) as u16;
+            if let Some((h, _)) = t.lookup(&tuple(port), Timestamp(0)) {
+                t.remove(h);
+            }
+            t.insert(entry(port, 1_000_000, false, TcpState::SynSent));
+            let (h, _) = t.lookup(&tuple(port), Timestamp(0)).unwrap();
+            t.entry_mut(h).tcp.state = TcpState::Close;
+            t.entry_mut(h).expires = Timestamp::from_secs(500_000);
+            t.touched(h, false);
+        }
+        assert_eq!(t.len(), 50);
+        let bound = 2 * t.len() + COMPACT_SLACK;
+        assert!(t.deadlines.len <= bound && t.unassured.len() <= bound && t.closing.len() <= bound);
+        assert!(t.slots.len() <= 51);
     }
 }

@@ -303,7 +303,7 @@ pub const CATALOGUE: &[ReasonInfo] = &[
         category: Category::Table,
         outcome: Outcome::Dropped,
         kernel_log: "nf_conntrack: table full, dropping packet",
-        explanation: "The conntrack table held nf_conntrack_max entries and none could be evicted (only entries that are not ASSURED may be). Conntrack drops the packet itself; the ruleset never sees it.",
+        explanation: "The conntrack table held nf_conntrack_max entries and none could be evicted: only entries that are not ASSURED may be, or, once the table is over 95 % full, ASSURED ones that are closing (FIN_WAIT to CLOSE). Conntrack drops the packet itself; the ruleset never sees it.",
         causes: &["a SYN flood or port scan", "nf_conntrack_max too small for the load", "long timeouts keeping dead entries"],
         fixes: &["raise net.netfilter.nf_conntrack_max", "shorten timeouts", "NOTRACK traffic that needs no state"],
         be_liberal_helps: false,

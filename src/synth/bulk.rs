@@ -48,6 +48,10 @@ pub struct BulkConfig {
     pub seed: u64,
     pub link: Link,
     pub start: Timestamp,
+    /// Packets are 1 to this many microseconds apart (uniformly). The default, 20, gives about
+    /// 100k packets per second; larger values spread the connections over more capture time, so
+    /// that fewer are alive in conntrack at once.
+    pub max_gap_us: u32,
 }
 
 impl Default for BulkConfig {
@@ -61,6 +65,7 @@ impl Default for BulkConfig {
             seed: 1,
             link: Link::default(),
             start: Timestamp::from_secs(DEFAULT_START_SECS),
+            max_gap_us: 20,
         }
     }
 }
@@ -335,8 +340,8 @@ impl BulkGenerator {
             let i = self.rng.below(self.active.len() as u64) as usize;
             match self.active[i].next() {
                 Some(p) => {
-                    // about 100k packets per second, 1–20 µs apart
-                    self.now = Timestamp(self.now.0 + 1_000 * (1 + self.rng.below(20) as i64));
+                    let gap_us = 1 + self.rng.below(self.cfg.max_gap_us.max(1).into()) as i64;
+                    self.now = Timestamp(self.now.0 + 1_000 * gap_us);
                     return Some((self.now, p));
                 }
                 None => {

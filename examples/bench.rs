@@ -1,0 +1,374 @@
+//! The throughput and memory benchmark of `ctreplay analyze` (see docs/performance.md).
+//!
+//! ```text
+//! cargo run --release --example bench                 # everything: ~5 GB of captures in bench-data/
+//! cargo run --release --example bench -- --quick      # 256 MiB captures, one run each
+//! cargo run --release --example bench -- --floor FILE # just iterate FILE's records (the floor)
+//! cargo run --release --example bench -- --decode FILE # read and decode only (profiling)
+//! cargo run --release --example bench -- --live FILE  # read, decode, track on one table; how
+//!                                                     # many entries FILE keeps alive
+//! ```
+//!
+//! It writes synthetic captures with `synth::bulk` into a scratch directory (`bench-data/`,
+//! git-ignored; kept between runs), then runs the release `ctreplay` binary on them as a child
+//! process, measuring wall time and peak RSS (from `wait4`), next to the floor (this program
+//! iterating the same file's records with `CaptureSet` and nothing else) and to tshark's TCP
+//! analysis of a 100 MB capture of the same kind, when tshark is installed (its rate is
+//! extrapolated to the full size). It prints a Markdown report with the machine and its load.
+
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use ctreplay::capture::CaptureSet;
+use ctreplay::conntrack::profile::Profile;
+use ctreplay::conntrack::sysctl::Sysctls;
+use ctreplay::conntrack::{Conntrack, Hook, Packet};
+use ctreplay::decode::{Decoded, Decoder};
+use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
+use ctreplay::verdict::FrameRef;
+
+#[derive(Parser)]
+#[command(about = "Benchmark ctreplay analyze: packets/s, MB/s and peak RSS on synthetic captures")]
+struct Args {
+    /// Scratch directory for the captures (kept between runs).
+    #[arg(long, default_value = "bench-data")]
+    dir: PathBuf,
+    /// Size of the large captures.
+    #[arg(long, default_value_t = 1 << 30)]
+    size: u64,
+    /// Timed runs per measurement; the best is reported (the machine may be shared).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Thread counts to run ctreplay with (default: 1 and the number of cores).
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// 256 MiB captures, one run, no RSS series: a smoke test of the benchmark itself.
+    #[arg(long)]
+    quick: bool,
+    /// Leave tshark out.
+    #[arg(long)]
+    no_tshark: bool,
+    /// Only iterate the records of FILE and print their count and bytes (the floor).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["live", "decode"])]
+    floor: Option<PathBuf>,
+    /// Only read and decode FILE (a stage of the pipeline, for profiling).
+    #[arg(long, value_name = "FILE", conflicts_with = "live")]
+    decode: Option<PathBuf>,
+    /// Only track FILE and print how many entries the table held (peak and mean).
+    #[arg(long, value_name = "FILE")]
+    live: Option<PathBuf>,
+}
+
+/// The kinds of traffic measured.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// About a million short connections per GiB (handshake, a small request and response, close):
+    /// small packets, a new flow every ten packets. Packets are spread (~2200 per second, 250
+    /// new connections per second) so that, with conntrack's 120 s TIME_WAIT, a realistic
+    /// ~30 000 entries are alive at once.
+    Short,
+    /// Connections with ~24 kB responses (handshake, MSS-sized data, delayed ACKs, close).
+    Mixed,
+    /// Eight long bulk transfers: full-sized segments and their ACKs.
+    Long,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Short => "short",
+            Kind::Mixed => "mixed",
+            Kind::Long => "long",
+        }
+    }
+
+    fn config(self, size: u64) -> BulkConfig {
+        let base = BulkConfig { target_bytes: Some(size), ..BulkConfig::default() };
+        match self {
+            // ~1150 bytes of file per connection: 934 000 connections per GiB.
+            Kind::Short => BulkConfig { flows: size / 1150, max_gap_us: 888, ..base },
+            Kind::Mixed => BulkConfig { flows: 0, ..base },
+            Kind::Long => BulkConfig { flows: 8, concurrency: 8, ..base },
+        }
+    }
+
+    /// The capture, written first if it is not there yet.
+    fn capture(self, dir: &Path, size: u64) -> Result<PathBuf> {
+        let path = dir.join(format!("{}-{}MiB.pcap", self.name(), size >> 20));
+        if !path.exists() {
+            eprintln!("writing {} …", path.display());
+            let tmp = path.with_extension("pcap.part");
+            let out = BufWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+            BulkGenerator::new(self.config(size)).write_pcap(out)?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(path)
+    }
+}
+
+/// One finished child process.
+struct Measured {
+    wall: Duration,
+    max_rss_kib: u64,
+    stdout: String,
+}
+
+/// Runs a command to completion, measuring its wall time and peak RSS.
+fn measure(cmd: &mut Command) -> Result<Measured> {
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting a child")?;
+    let mut stdout = String::new();
+    child.stdout.take().expect("piped").read_to_string(&mut stdout)?;
+    let (status, max_rss_kib) = wait_with_rusage(child.id())?;
+    let wall = start.elapsed();
+    // ctreplay exits 1 when it finds INVALID packets; only a failure to analyse is an error.
+    if !matches!(status, Some(0 | 1)) {
+        bail!("{cmd:?} failed (exit status {status:?})");
+    }
+    Ok(Measured { wall, max_rss_kib, stdout })
+}
+
+/// `wait4`: the exit code and the peak resident set size of one child. std's `Child::wait`
+/// does not return resource usage, and `getrusage(RUSAGE_CHILDREN)` would mix all children.
+#[allow(unsafe_code)]
+fn wait_with_rusage(pid: u32) -> Result<(Option<i32>, u64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 writes it and the status for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    if got != pid as libc::pid_t {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // Linux reports ru_maxrss in KiB.
+    Ok((code, usage.ru_maxrss as u64))
+}
+
+/// The best of `runs` measurements (each preceded by the load average it ran under).
+fn best_of(runs: usize, mut make: impl FnMut() -> Command) -> Result<(Measured, String)> {
+    let mut best: Option<Measured> = None;
+    let mut loads = Vec::new();
+    for _ in 0..runs.max(1) {
+        loads.push(load_average());
+        let m = measure(&mut make())?;
+        if best.as_ref().is_none_or(|b| m.wall < b.wall) {
+            best = Some(m);
+        }
+    }
+    Ok((best.expect("at least one run"), loads.join(" / ")))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().next().unwrap_or("?").to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `--floor`: read every record and touch its bytes, nothing else.
+fn floor(path: &Path) -> Result<()> {
+    let mut captures = CaptureSet::open(&[path.to_string_lossy()])?;
+    let (mut frames, mut bytes, mut check) = (0u64, 0u64, 0u64);
+    while let Some(frame) = captures.next_frame() {
+        let frame = frame?;
+        frames += 1;
+        bytes += frame.data.len() as u64;
+        check = check.wrapping_add(frame.data.first().copied().unwrap_or(0).into());
+    }
+    println!("{frames} frames {bytes} bytes (check {check})");
+    Ok(())
+}
+
+/// `--decode`: reading and decoding, nothing else.
+fn decode(path: &Path) -> Result<()> {
+    let mut captures = CaptureSet::open(&[path.to_string_lossy()])?;
+    let mut decoder = Decoder::new();
+    let (mut frames, mut tcp) = (0u64, 0u64);
+    while let Some(frame) = captures.next_frame() {
+        frames += 1;
+        tcp += matches!(decoder.decode(&frame?), Decoded::Tcp(_)) as u64;
+    }
+    println!("{frames} frames, {tcp} TCP segments");
+    Ok(())
+}
+
+/// `--live`: tracks the file on one table and reports how many entries it held.
+fn live(path: &Path) -> Result<()> {
+    let mut captures = CaptureSet::open(&[path.to_string_lossy()])?;
+    let mut decoder = Decoder::new();
+    let mut ct = Conntrack::new(Profile::latest(), Sysctls::default());
+    let (mut packets, mut peak, mut sum, mut samples) = (0u64, 0, 0, 0u64);
+    while let Some(frame) = captures.next_frame() {
+        let frame = frame?;
+        if let Decoded::Tcp(seg) = decoder.decode(&frame) {
+            let fref = FrameRef { file: 0, number: frame.number };
+            ct.track(&Packet { seg: &seg, ts: frame.ts, frame: fref, hook: Hook::PreRouting });
+            packets += 1;
+            if packets.is_multiple_of(10_000) {
+                peak = peak.max(ct.entries());
+                sum += ct.entries() as u64;
+                samples += 1;
+            }
+        }
+    }
+    println!("{packets} packets; entries alive (sampled every 10 000 packets): peak {peak}, mean {}", sum / samples.max(1));
+    Ok(())
+}
+
+/// The release `ctreplay` next to this example's binary, built if needed.
+fn ctreplay_binary() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "ctreplay"]).status()?;
+    if !status.success() {
+        bail!("cargo build --release --bin ctreplay failed");
+    }
+    let exe = std::env::current_exe()?;
+    // target/release/examples/bench → target/release/ctreplay
+    let bin = exe.parent().and_then(Path::parent).context("locating target/release")?.join("ctreplay");
+    if !bin.exists() {
+        bail!("{} not found", bin.display());
+    }
+    Ok(bin)
+}
+
+fn tshark_available() -> bool {
+    Command::new("tshark").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// The frame count a `--floor` child printed.
+fn count_of(m: &Measured) -> Result<u64> {
+    Ok(m.stdout.split_whitespace().next().unwrap_or("0").parse()?)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn run(args: Args) -> Result<()> {
+    if let Some(path) = &args.floor {
+        return floor(path);
+    }
+    if let Some(path) = &args.decode {
+        return decode(path);
+    }
+    if let Some(path) = &args.live {
+        return live(path);
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let ctreplay = ctreplay_binary()?;
+    let me = std::env::current_exe()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = args.threads.clone();
+    if threads.is_empty() {
+        threads = vec![1, cores];
+        threads.dedup();
+    }
+    let (size, runs) = if args.quick { (256 << 20, 1) } else { (args.size, args.runs) };
+
+    println!("# ctreplay benchmark\n");
+    println!("machine: {cores} cores ({}), load average at start {}", cpu_model(), load_average());
+    println!("best of {runs} run(s); the load average (1 min) before each run is listed\n");
+    println!("| capture | MB | packets | what | threads | wall s | Mpkt/s | MB/s | peak RSS MiB | % of floor | load |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let row = |cap: &Path, bytes: u64, packets: u64, what: &str, threads: &str, m: &Measured, floor: Option<f64>, load: &str| {
+        let secs = m.wall.as_secs_f64();
+        let pct = floor.map_or("".into(), |f| format!("{:.0} %", 100.0 * f / secs));
+        println!(
+            "| {} | {:.0} | {} | {what} | {threads} | {secs:.3} | {:.2} | {:.0} | {:.1} | {pct} | {load} |",
+            cap.file_name().unwrap().to_string_lossy(),
+            bytes as f64 / 1e6,
+            packets,
+            packets as f64 / secs / 1e6,
+            bytes as f64 / secs / 1e6,
+            mib(m.max_rss_kib),
+        );
+    };
+
+    let mut series = vec![(Kind::Short, size), (Kind::Mixed, size), (Kind::Long, size)];
+    if !args.quick {
+        // RSS must stay flat as the capture grows: the same traffic, a quarter and half as long.
+        series.splice(0..0, [(Kind::Short, size / 4), (Kind::Short, size / 2)]);
+    }
+    // The best ctreplay packet rate on each kind's full-size capture, for the tshark comparison.
+    let mut best_rate = Vec::new();
+    for (kind, size) in series {
+        let cap = kind.capture(&args.dir, size)?;
+        let bytes = std::fs::metadata(&cap)?.len();
+        // The floor: this program, iterating the records.
+        let (fl, load) = best_of(runs, || {
+            let mut c = Command::new(&me);
+            c.arg("--floor").arg(&cap);
+            c
+        })?;
+        let packets = count_of(&fl)?;
+        let floor_secs = fl.wall.as_secs_f64();
+        row(&cap, bytes, packets, "floor: read + iterate records", "1", &fl, None, &load);
+        let mut fastest = f64::INFINITY;
+        for &t in &threads {
+            let (m, load) = best_of(runs, || {
+                let mut c = Command::new(&ctreplay);
+                c.args(["analyze", "--threads", &t.to_string()]).arg(&cap);
+                c
+            })?;
+            row(&cap, bytes, packets, "ctreplay analyze", &t.to_string(), &m, Some(floor_secs), &load);
+            fastest = fastest.min(m.wall.as_secs_f64());
+        }
+        best_rate.retain(|(k, _): &(&str, f64)| *k != kind.name());
+        best_rate.push((kind.name(), packets as f64 / fastest));
+    }
+
+    if !args.no_tshark && tshark_available() {
+        // tshark is ~100 times slower: it reads a 100 MB capture of each kind, and its rate is
+        // set against ctreplay's best rate on the full-size capture (startup costs would
+        // otherwise dominate ctreplay's time on the small file).
+        println!("
+tshark (`-o tcp.analyze_sequence_numbers:TRUE -q -z io,stat,0`) on 100 MB captures of the same kinds; its rate extrapolated to the full size, against ctreplay's best rate there:
+");
+        println!("| capture | packets | tshark s | tshark kpkt/s | ctreplay Mpkt/s (full size) | ratio | load |");
+        println!("|---|---|---|---|---|---|---|");
+        for kind in [Kind::Short, Kind::Mixed, Kind::Long] {
+            let Some(&(_, ours)) = best_rate.iter().find(|(k, _)| *k == kind.name()) else { continue };
+            let cap = kind.capture(&args.dir, 100 << 20)?;
+            let mut count = Command::new(&me);
+            count.arg("--floor").arg(&cap);
+            let packets = count_of(&measure(&mut count)?)?;
+            let (ts, load) = best_of(1, || {
+                let mut c = Command::new("tshark");
+                c.arg("-r").arg(&cap).args(["-o", "tcp.analyze_sequence_numbers:TRUE", "-q", "-z", "io,stat,0"]);
+                c
+            })?;
+            let theirs = packets as f64 / ts.wall.as_secs_f64();
+            println!(
+                "| {} | {packets} | {:.2} | {:.0} | {:.2} | {:.0}× | {load} |",
+                cap.file_name().unwrap().to_string_lossy(),
+                ts.wall.as_secs_f64(),
+                theirs / 1e3,
+                ours / 1e6,
+                ours / theirs
+            );
+        }
+    }
+    println!("\nload average at the end: {}", load_average());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The pipeline on several threads.
+//!
+//! ```text
+//!                     ┌──► tracker 0 ──┐
+//!  reader ── batch ───┼──► tracker 1 ──┼──► merger (calling thread) ──► sink
+//!  (read, decode,     └──► tracker … ──┘    (frame order)
+//!   vantage, clocks)  └───────── batch ────────►┘
+//! ```
+//!
+//! * The **reader** thread reads and decodes every frame in capture order (defragmentation, the
+//!   vantage decision and the clocks are in-order state), copies its bytes into a batch, and
+//!   notes which tracker owns it: a hash of the frame's [`FlowKey`], which is the same for both
+//!   directions, so each flow's packets all go to one tracker, in capture order.
+//! * Each **tracker** thread owns a [`Conntrack`] shard. It receives every batch (shared, read
+//!   only), judges the frames routed to it, and sends back their verdicts in order.
+//! * The **merger**, on the calling thread (the sink need not be `Send`), receives the batch and
+//!   each tracker's verdicts for it, and walks the batch in frame order, taking each frame's
+//!   verdict from the tracker that owns it. Batches are whole rounds of the capture, so this is
+//!   a reorder buffer keyed by frame sequence, bounded by the channels' depth.
+//!
+//! Spent batches and verdict vectors go back to where they are filled, so a run allocates a few
+//! buffers at its start and none per frame. All channels are bounded: a slow sink slows the
+//! reader instead of filling memory.
+
+use super::{FrameMeta, Front, Judged, Prepared, ReadOutcome, Report, Settings, judge};
+use crate::capture::{CaptureError, CaptureSet};
+use crate::conntrack::{Conntrack, FlowKey};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use std::hash::BuildHasher;
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+use std::thread;
+
+/// A batch is sent when it holds this many frames …
+const BATCH_FRAMES: usize = 4096;
+/// … or this many captured bytes (it may exceed it by one frame).
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches a channel holds: enough to absorb uneven shards, few enough to bound memory to a
+/// few megabytes.
+const QUEUE_DEPTH: usize = 4;
+
+/// The seed of the shard hash. It differs from the tables' hasher seed: otherwise every key in
+/// a shard would share low hash bits, and the shard's own hash table would use a fraction of
+/// its buckets.
+const SHARD_SEED: u64 = 0x6374_7265_706c_6179;
+
+/// A run of consecutive frames (and input errors) of the capture.
+struct Batch {
+    /// The captured bytes of every frame, back to back (for [`super::Observation::data`]).
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// For each tracker, the positions in `items` of the frames it owns, in capture order.
+    routes: Vec<Vec<u32>>,
+}
+
+enum Item {
+    Frame { meta: FrameMeta, data: Range<usize>, prepared: Prepared, tracker: Option<u32> },
+    Error(CaptureError),
+}
+
+impl Batch {
+    fn new(trackers: usize) -> Batch {
+        Batch {
+            bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
+            items: Vec::with_capacity(BATCH_FRAMES),
+            routes: vec![Vec::with_capacity(BATCH_FRAMES); trackers],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+        self.routes.iter_mut().for_each(Vec::clear);
+    }
+
+    fn is_full(&self) -> bool {
+        self.items.len() >= BATCH_FRAMES || self.bytes.len() >= BATCH_BYTES
+    }
+}
+
+/// Which tracker owns a frame conntrack sees.
+fn tracker_of(p: &Prepared, trackers: usize) -> Option<u32> {
+    // The top 32 bits of the hash, scaled to 0..trackers (a multiply instead of a division).
+    let pick = |tuple| {
+        let hash = foldhash::fast::FixedState::with_seed(SHARD_SEED).hash_one(FlowKey::of(tuple));
+        (((hash >> 32) * trackers as u64) >> 32) as u32
+    };
+    // A datagram without a tuple touches no entry; any tracker can judge it.
+    p.tuple().map(|t| t.map_or(0, pick))
+}
+
+/// Runs the pipeline with `settings.threads` trackers; returns once every frame has been
+/// handed to `report` (or the sink failed).
+pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, report: &mut Report<'_>) -> io::Result<ReadOutcome> {
+    let trackers = settings.threads;
+    thread::scope(|scope| {
+        let (to_merger, from_reader) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
+        let (recycle, recycled) = bounded::<Batch>(QUEUE_DEPTH + 2);
+        let mut to_trackers = Vec::with_capacity(trackers);
+        let mut from_trackers = Vec::with_capacity(trackers);
+        let mut spare_verdicts = Vec::with_capacity(trackers);
+        for shard in 0..trackers {
+            let (to_tracker, batches) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
+            let (verdicts, from_tracker) = bounded::<Vec<Judged>>(QUEUE_DEPTH);
+            let (spare, spares) = bounded::<Vec<Judged>>(QUEUE_DEPTH + 2);
+            let conntrack = Conntrack::shard(settings.profile.clone(), settings.sysctls.clone(), trackers);
+            let snapshots = settings.snapshots;
+            thread::Builder::new()
+                .name(format!("ctreplay-track{shard}"))
+                .spawn_scoped(scope, move || track(shard, conntrack, snapshots, batches, verdicts, spares))?;
+            to_trackers.push(to_tracker);
+            from_trackers.push(from_tracker);
+            spare_verdicts.push(spare);
+        }
+        let reader = thread::Builder::new()
+            .name("ctreplay-read".into())
+            .spawn_scoped(scope, move || read(captures, front, to_trackers, to_merger, recycled))?;
+        let merged = merge(report, from_reader, from_trackers, spare_verdicts, recycle);
+        // On a sink error the channels are closed by now, so the other threads stop too.
+        let read = reader.join().expect("the reader thread does not panic");
+        merged.map(|()| read)
+    })
+}
+
+/// The reader thread: frames in, batches out, until the inputs end or nobody listens.
+fn read(
+    mut captures: CaptureSet,
+    mut front: Front,
+    to_trackers: Vec<Sender<Arc<Batch>>>,
+    to_merger: Sender<Arc<Batch>>,
+    recycled: Receiver<Batch>,
+) -> ReadOutcome {
+    let trackers = to_trackers.len();
+    let mut batch = Batch::new(trackers);
+    let send = |batch: Batch| {
+        let shared = Arc::new(batch);
+        to_trackers.iter().all(|t| t.send(Arc::clone(&shared)).is_ok()) && to_merger.send(shared).is_ok()
+    };
+    let mut listening = true;
+    while let Some(next) = captures.next_frame() {
+        match next {
+            Ok(frame) => {
+                let prepared = front.prepare(&frame);
+                let tracker = tracker_of(&prepared, trackers);
+                let at = batch.items.len() as u32;
+                if let Some(t) = tracker {
+                    batch.routes[t as usize].push(at);
+                }
+                let start = batch.bytes.len();
+                batch.bytes.extend_from_slice(frame.data);
+                let data = start..batch.bytes.len();
+                batch.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared, tracker });
+            }
+            Err(e) => batch.items.push(Item::Error(e)),
+        }
+        if batch.is_full() {
+            let next = recycled.try_recv().map_or_else(
+                |_| Batch::new(trackers),
+                |mut b| {
+                    b.clear();
+                    b
+                },
+            );
+            listening = send(std::mem::replace(&mut batch, next));
+            if !listening {
+                break;
+            }
+        }
+    }
+    if listening && !batch.items.is_empty() {
+        send(batch);
+    }
+    ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() }
+}
+
+/// A tracker thread: judges its frames of every batch, in order.
+fn track(
+    shard: usize,
+    mut conntrack: Conntrack,
+    snapshots: bool,
+    batches: Receiver<Arc<Batch>>,
+    verdicts: Sender<Vec<Judged>>,
+    spares: Receiver<Vec<Judged>>,
+) {
+    for batch in batches {
+        let mut out = spares.try_recv().unwrap_or_default();
+        for &at in &batch.routes[shard] {
+            let Item::Frame { meta, prepared, .. } = &batch.items[at as usize] else {
+                unreachable!("only frames are routed")
+            };
+            out.push(judge(&mut conntrack, prepared, meta.frame, snapshots));
+        }
+        // Let go of the batch before the merger can finish with it, so it can be recycled.
+        drop(batch);
+        if verdicts.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+/// The merger: every batch in capture order, each frame with the verdict its tracker gave.
+fn merge(
+    report: &mut Report<'_>,
+    from_reader: Receiver<Arc<Batch>>,
+    from_trackers: Vec<Receiver<Vec<Judged>>>,
+    spare_verdicts: Vec<Sender<Vec<Judged>>>,
+    recycle: Sender<Batch>,
+) -> io::Result<()> {
+    let mut verdicts: Vec<Vec<Judged>> = Vec::with_capacity(from_trackers.len());
+    for batch in from_reader {
+        verdicts.clear();
+        for from in &from_trackers {
+            // A tracker only stops early when a thread panicked; the scope reports that.
+            let Ok(v) = from.recv() else { return Ok(()) };
+            verdicts.push(v);
+        }
+        let mut next: Vec<_> = verdicts.iter_mut().map(|v| v.drain(..)).collect();
+        for item in &batch.items {
+            match item {
+                Item::Error(e) => report.error(e)?,
+                Item::Frame { meta, data, prepared, tracker } => {
+                    let judged = match tracker {
+                        Some(t) => next[*t as usize].next().expect("a verdict for every routed frame"),
+                        None => Judged::skipped(),
+                    };
+                    report.frame(*meta, &batch.bytes[data.clone()], prepared, judged)?;
+                    report.progress(&[])?;
+                }
+            }
+        }
+        drop(next);
+        for (v, spare) in verdicts.drain(..).zip(&spare_verdicts) {
+            let _ = spare.try_send(v);
+        }
+        if let Ok(batch) = Arc::try_unwrap(batch) {
+            let _ = recycle.try_send(batch);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Counting a run for its [`Summary`] without allocating per frame.
+//!
+//! The summary's maps are keyed by strings (they are part of the output contract). Building a
+//! key string for every frame cost an allocation per packet, so frames are counted here in
+//! arrays and small lists keyed by the values themselves, and turned into strings once, at the
+//! end.
+
+use super::Summary;
+use crate::capture::LinkType;
+use crate::decode::Skip;
+use crate::verdict::{Action, CtState, ReasonId, Verdict};
+
+#[derive(Default)]
+pub(super) struct Tally {
+    frames: u64,
+    tcp_packets: u64,
+    flows: u64,
+    invalid: u64,
+    ignored: u64,
+    dropped: u64,
+    /// By `CtState as usize`.
+    ct_states: [u64; 6],
+    /// By `ReasonId as usize`.
+    reasons: [u64; ReasonId::ALL.len()],
+    /// A capture has one or a few link types, and a few kinds of skipped frames: a list searched
+    /// from the front beats a map.
+    link_types: Vec<(LinkType, u64)>,
+    skipped: Vec<(Skip, u64)>,
+}
+
+fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K) {
+    match list.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => list.push((key, 1)),
+    }
+}
+
+fn ct_state_name(s: CtState) -> &'static str {
+    match s {
+        CtState::New => "new",
+        CtState::Established => "established",
+        CtState::Related => "related",
+        CtState::Invalid => "invalid",
+        CtState::Untracked => "untracked",
+        CtState::Skipped => "skipped",
+    }
+}
+
+const CT_STATES: [CtState; 6] =
+    [CtState::New, CtState::Established, CtState::Related, CtState::Invalid, CtState::Untracked, CtState::Skipped];
+
+impl Tally {
+    pub fn frame(&mut self, linktype: LinkType, v: &Verdict, skip: Option<&Skip>) {
+        self.frames += 1;
+        bump(&mut self.link_types, linktype);
+        if let Some(s) = skip {
+            bump(&mut self.skipped, skip_class(s));
+            return;
+        }
+        self.tcp_packets += 1;
+        self.ct_states[v.ct_state as usize] += 1;
+        // An entry was created: the packet met none (state_before is empty) and was accepted.
+        if v.action == Action::Accept && v.state_before.is_none() {
+            self.flows += 1;
+        }
+        match v.action {
+            Action::Invalid => self.invalid += 1,
+            Action::Ignore => self.ignored += 1,
+            Action::Drop => self.dropped += 1,
+            Action::Accept | Action::Skipped => {}
+        }
+        if let Some(r) = &v.reason {
+            self.reasons[r.id as usize] += 1;
+        }
+    }
+
+    /// Writes the counts into `summary`'s fields.
+    pub fn fill(&self, summary: &mut Summary) {
+        summary.frames = self.frames;
+        summary.tcp_packets = self.tcp_packets;
+        summary.flows = self.flows;
+        summary.invalid = self.invalid;
+        summary.ignored = self.ignored;
+        summary.dropped = self.dropped;
+        for (state, &n) in CT_STATES.iter().zip(&self.ct_states) {
+            if n > 0 {
+                summary.ct_states.insert(ct_state_name(*state).into(), n);
+            }
+        }
+        for (id, &n) in ReasonId::ALL.iter().zip(&self.reasons) {
+            if n > 0 {
+                summary.reasons.insert(id.as_str().into(), n);
+            }
+        }
+        for (l, n) in &self.link_types {
+            *summary.link_types.entry(l.to_string()).or_default() += n;
+        }
+        for (s, n) in &self.skipped {
+            *summary.skipped.entry(skip_text(s)).or_default() += n;
+        }
+    }
+}
+
+/// Groups skip reasons for the summary (without per-frame numbers such as the ethertype).
+fn skip_class(s: &Skip) -> Skip {
+    match s {
+        Skip::NotIp { .. } => Skip::NotIp { ethertype: 0 },
+        other => other.clone(),
+    }
+}
+
+fn skip_text(s: &Skip) -> String {
+    match s {
+        Skip::UnsupportedLinkType(l) => format!("unsupported link type {l}"),
+        Skip::NotIp { .. } => "not IP".into(),
+        Skip::NotTcp { protocol } => format!("not TCP (IP protocol {protocol})"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_reason_arrays_follow_the_enums() {
+        for (i, s) in CT_STATES.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
+        for (i, r) in ReasonId::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn skips_are_grouped_as_before() {
+        let mut t = Tally::default();
+        let v = Verdict::skipped();
+        t.frame(LinkType::ETHERNET, &v, Some(&Skip::NotIp { ethertype: 0x0806 }));
+        t.frame(LinkType::ETHERNET, &v, Some(&Skip::NotIp { ethertype: 0x88cc }));
+        t.frame(LinkType::RAW, &v, Some(&Skip::NotTcp { protocol: 17 }));
+        let mut s = Summary::default();
+        t.fill(&mut s);
+        assert_eq!(s.skipped["not IP"], 2);
+        assert_eq!(s.skipped["not TCP (IP protocol 17)"], 1);
+        assert_eq!(s.link_types["EN10MB (1)"], 2);
+        assert_eq!((s.frames, s.tcp_packets), (3, 0));
+        assert!(s.ct_states.is_empty());
+    }
+}
