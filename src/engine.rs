@@ -386,7 +386,7 @@ impl Report<'_> {
     /// inputs with their bytes read so far, when the caller can see them (the reading thread
     /// owns them in a parallel run).
     fn progress(&mut self, files: &[CaptureFile]) -> io::Result<()> {
-        if self.frames % PROGRESS_EVERY == 0 {
+        if self.frames.is_multiple_of(PROGRESS_EVERY) {
             self.sink.progress(&Progress { frames: self.frames, files })?;
         }
         Ok(())
