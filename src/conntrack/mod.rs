@@ -53,7 +53,9 @@ pub struct Conntrack {
 
 impl Conntrack {
     pub fn new(profile: &'static Profile, sysctls: Sysctls) -> Conntrack {
-        Conntrack { profile, sysctls, table: Table::default() }
+        // Every expiry the tracker sets is `now` plus one of the timeout sysctls.
+        let min_timeout_ns = i64::from(sysctls.timeouts.shortest()) * 1_000_000_000;
+        Conntrack { profile, sysctls, table: Table::with_min_timeout(min_timeout_ns) }
     }
 
     pub fn profile(&self) -> &'static Profile {

@@ -18,6 +18,12 @@ pub struct Table {
     by_age: VecDeque<Tuple>,
     /// Capture time of the last full sweep of expired entries.
     last_sweep: Timestamp,
+    /// No entry expires before this: a lower bound on every entry's `expires`, so that a full
+    /// table is swept only when the sweep can free something (see [`Table::make_room`]).
+    no_expiry_before: Timestamp,
+    /// The shortest timeout the tracker can give an entry it updates (the smallest timeout
+    /// sysctl), which keeps `no_expiry_before` useful while packets update entries.
+    min_timeout_ns: i64,
 }
 
 /// How often (in capture time) expired entries are swept out, so memory follows the number of
@@ -25,6 +31,12 @@ pub struct Table {
 const SWEEP_INTERVAL_NS: i64 = 10 * 1_000_000_000;
 
 impl Table {
+    /// An empty table whose entries, when a packet updates them at time `t`, get an expiry of
+    /// at least `t + min_timeout_ns` (as every timeout comes from the timeout sysctls).
+    pub fn with_min_timeout(min_timeout_ns: i64) -> Table {
+        Table { min_timeout_ns: min_timeout_ns.max(0), ..Table::default() }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -49,6 +61,9 @@ impl Table {
             self.entries.remove(&found.0);
             return None;
         }
+        // The caller may now update the entry, giving it an expiry of at least this.
+        let earliest_update = Timestamp(now.0.saturating_add(self.min_timeout_ns));
+        self.no_expiry_before = self.no_expiry_before.min(earliest_update);
         Some(found)
     }
 
@@ -66,6 +81,7 @@ impl Table {
 
     /// Confirms a new entry (the kernel's `nf_conntrack_confirm`).
     pub fn insert(&mut self, entry: Entry) {
+        self.no_expiry_before = self.no_expiry_before.min(entry.expires);
         self.by_age.push_back(entry.tuple);
         self.entries.insert(entry.tuple, entry);
     }
@@ -79,22 +95,32 @@ impl Table {
         if (self.entries.len() as u64) < max as u64 {
             return true;
         }
-        self.sweep(now);
-        if (self.entries.len() as u64) < max as u64 {
-            return true;
-        }
-        let victim = self
-            .by_age
-            .iter()
-            .position(|t| self.entries.get(t).is_some_and(|e| !e.assured));
-        match victim {
-            Some(i) => {
-                let t = self.by_age.remove(i).expect("index from position");
-                self.entries.remove(&t);
-                true
+        // A sweep visits the whole table. Once the table is full, every packet of a new tuple
+        // comes here, so sweeping unconditionally made a flood of new tuples (a SYN flood, a
+        // scan) cost O(nf_conntrack_max) per packet: hours for a million SYNs. Skip it when no
+        // entry can have expired yet; the outcome is the same.
+        if now >= self.no_expiry_before {
+            self.sweep(now);
+            if (self.entries.len() as u64) < max as u64 {
+                return true;
             }
-            None => false,
+        } else {
+            debug_assert!(
+                self.entries.len() > 4096 || self.entries.values().all(|e| !e.is_expired(now)),
+                "no_expiry_before is not a lower bound of the entries' expiry"
+            );
         }
+        // The victim is the oldest entry that is not ASSURED. The tuples in front of it belong
+        // to entries that are gone, or ASSURED, which an entry never stops being: none of them
+        // can ever be chosen, so they leave the queue for good. (Searching from the front on
+        // every call cost O(table) per packet once a full table held mostly ASSURED entries.)
+        while let Some(t) = self.by_age.pop_front() {
+            if self.entries.get(&t).is_some_and(|e| !e.assured) {
+                self.entries.remove(&t);
+                return true;
+            }
+        }
+        false
     }
 
     /// Drops expired entries, at most once per [`SWEEP_INTERVAL_NS`] of capture time.
@@ -106,7 +132,15 @@ impl Table {
 
     fn sweep(&mut self, now: Timestamp) {
         self.last_sweep = now;
-        self.entries.retain(|_, e| !e.is_expired(now));
+        let mut earliest = Timestamp(i64::MAX);
+        self.entries.retain(|_, e| {
+            let live = !e.is_expired(now);
+            if live {
+                earliest = earliest.min(e.expires);
+            }
+            live
+        });
+        self.no_expiry_before = earliest;
         let entries = &self.entries;
         // Keep the age queue in step: drop tuples whose entry is gone. A tuple whose entry was
         // replaced by a newer one keeps its place; at worst it is evicted a little early.
