@@ -407,3 +407,15 @@ fn a_full_table_still_reclaims_expired_entries() {
     let key = Tuple { src: other.0, dst: S.0, sport: other.1, dport: S.1 };
     assert!(r.ct.snapshot(&key, r.now).is_some(), "a live entry was evicted instead of the expired one");
 }
+
+/// A packet at the smallest time meeting an entry created at the largest (merged captures whose
+/// clocks disagree wildly): the snapshot's remaining time saturates instead of overflowing.
+#[test]
+fn snapshot_at_both_ends_of_time() {
+    let mut r = Run::new();
+    r.now = Timestamp(i64::MAX - 1);
+    r.c("S", 1000, 0);
+    r.now = Timestamp(i64::MIN);
+    let key = Tuple { src: C.0, dst: S.0, sport: C.1, dport: S.1 };
+    assert_eq!(r.ct.snapshot(&key, r.now).map(|s| s.remaining_ns), Some(i64::MAX));
+}
