@@ -6,7 +6,7 @@ use super::state::Dir;
 use crate::capture::Timestamp;
 use crate::decode::Tuple;
 use foldhash::fast::FixedState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// All live entries. Without NAT an entry's REPLY tuple is its ORIGINAL tuple reversed, so one
 /// map keyed by the ORIGINAL tuple answers both lookups.
@@ -82,6 +82,14 @@ impl Table {
     /// Confirms a new entry (the kernel's `nf_conntrack_confirm`).
     pub fn insert(&mut self, entry: Entry) {
         self.no_expiry_before = self.no_expiry_before.min(entry.expires);
+        // The queue keeps the tuples of removed entries until a sweep, and sweeps follow capture
+        // time: with the clock standing still (`--timing back-to-back`, or a capture whose
+        // timestamps do not move) a churn of short-lived entries (SYN then RST, reopened tuples)
+        // grew it with every packet. Compacting it at twice the table keeps it O(live entries),
+        // at an amortised O(1) per insert.
+        if self.by_age.len() >= 2 * self.entries.len() + 1024 {
+            self.compact_age_queue();
+        }
         self.by_age.push_back(entry.tuple);
         self.entries.insert(entry.tuple, entry);
     }
@@ -141,9 +149,22 @@ impl Table {
             live
         });
         self.no_expiry_before = earliest;
+        self.compact_age_queue();
+    }
+
+    /// Keeps the age queue in step with the table: drops tuples whose entry is gone, and later
+    /// copies of a tuple queued more than once (its entry was removed and created again). A tuple
+    /// whose entry was replaced by a newer one keeps its first place; at worst it is evicted a
+    /// little early. Afterwards the queue is no longer than the table.
+    fn compact_age_queue(&mut self) {
         let entries = &self.entries;
-        // Keep the age queue in step: drop tuples whose entry is gone. A tuple whose entry was
-        // replaced by a newer one keeps its place; at worst it is evicted a little early.
-        self.by_age.retain(|t| entries.contains_key(t));
+        let mut seen = HashSet::with_capacity_and_hasher(entries.len(), FixedState::default());
+        self.by_age.retain(|t| entries.contains_key(t) && seen.insert(*t));
+    }
+
+    /// Tuples in the age queue (for tests of its bound).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.by_age.len()
     }
 }

@@ -419,3 +419,18 @@ fn snapshot_at_both_ends_of_time() {
     let key = Tuple { src: C.0, dst: S.0, sport: C.1, dport: S.1 };
     assert_eq!(r.ct.snapshot(&key, r.now).map(|s| s.remaining_ns), Some(i64::MAX));
 }
+
+/// With the clock standing still no sweep ever runs; a churn of entries that live for one packet
+/// (an unanswered SYN, then its RST) must not grow the age queue with every packet.
+#[test]
+fn churn_without_time_keeps_the_age_queue_bounded() {
+    let mut r = Run::new();
+    for i in 0..20_000u32 {
+        // Half on one tuple over and over, half on new ones.
+        let from = if i % 2 == 0 { C } else { (IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)), 40000) };
+        assert_eq!(r.send(seg(from, S, "S", 1, 0, 1000, 0)).action, Action::Accept);
+        assert_eq!(r.send(seg(from, S, "R", 2, 0, 1000, 0)).action, Action::Accept);
+    }
+    assert_eq!(r.ct.entries(), 0);
+    assert!(r.ct.table.queued() <= 1024, "age queue holds {} tuples for an empty table", r.ct.table.queued());
+}
