@@ -765,3 +765,39 @@ fn timestamps_at_both_ends_of_time() {
         assert_eq!(jsonl(&out).last().unwrap()["frames"], 4);
     }
 }
+
+/// Gzip-compressed captures, cut and damaged (in the compressed bytes): a corrupt stream ends the
+/// input with a message naming the file, never a panic or a hang.
+#[test]
+fn damaged_gzip_captures() {
+    use flate2::{Compression, write::GzEncoder};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x5eed_0000_0000_0042);
+    let mut exits = [0usize; 3];
+    for name in ["fixtures/example/centos5-reverse-proxy.pcap", "fixtures/spec/t07-orderly-close.pcap"] {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&fs::read(root().join(name)).unwrap()).unwrap();
+        let compressed = gz.finish().unwrap();
+        let whole = write(dir.path(), "whole.pcap.gz", &compressed);
+        assert!(analyze_file(&whole, &[]).0 <= 1, "the intact gzip capture is analysed");
+        for k in 0..30 {
+            let mut bytes = compressed.clone();
+            if k % 2 == 0 {
+                // Keep the gzip magic, so the damage is found while decompressing.
+                bytes.truncate(2 + rng.below(bytes.len() - 2));
+            } else {
+                for _ in 0..1 + rng.below(4) {
+                    let at = 10 + rng.below(bytes.len() - 10);
+                    bytes[at] ^= 1 << rng.below(8);
+                }
+            }
+            let p = write(dir.path(), &format!("damaged-{k}.pcap.gz"), &bytes);
+            let (code, out) = analyze_file(&p, &["--format", "jsonl"]);
+            exits[code as usize] += 1;
+            if !out.stdout.is_empty() {
+                assert_eq!(jsonl(&out).last().unwrap()["type"], "summary");
+            }
+        }
+    }
+    assert!(exits[2] >= 30, "exit codes 0/1/2: {exits:?}");
+}
