@@ -50,7 +50,9 @@ impl Read for Chunked {
 }
 
 /// The capture reader over arbitrary bytes: byte 0 sets the read size (`1 << (b & 15)` bytes per
-/// `read`), the rest is split by [`SPLIT`] into inputs merged by one [`CaptureSet`].
+/// `read`) and, with bit 4, has every input gzip-compressed first (so the decompressing path reads
+/// valid streams of fuzzed content); the rest is split by [`SPLIT`] into inputs merged by one
+/// [`CaptureSet`].
 ///
 /// Checks: reading terminates (every frame consumes at least 12 bytes of some input, and an input
 /// fails at most once), frame numbers count up by one per file, errors name one of the inputs,
@@ -58,11 +60,13 @@ impl Read for Chunked {
 pub fn capture(data: &[u8]) {
     let Some((&control, rest)) = data.split_first() else { return };
     let chunk = 1usize << (control & 15);
+    let gzip = control & 0x10 != 0;
     let parts: Vec<&[u8]> = split(rest, SPLIT);
     let names: Vec<String> = (0..parts.len()).map(|i| format!("input-{i}")).collect();
     let readers = parts.iter().zip(&names).map(|(part, name)| {
         // The reader must be 'static and Send: it gets its own copy.
-        let reader: Box<dyn Read + Send> = Box::new(Chunked { data: part.to_vec(), at: 0, chunk });
+        let data = if gzip { gzip_compress(part) } else { part.to_vec() };
+        let reader: Box<dyn Read + Send> = Box::new(Chunked { data, at: 0, chunk });
         (name.clone(), reader)
     });
     let mut set = match CaptureSet::from_readers(readers) {
@@ -94,6 +98,12 @@ pub fn capture(data: &[u8]) {
     for (file, &n) in set.files().iter().zip(&numbers) {
         assert_eq!(file.frames, n, "{}: frame counter disagrees with the frames handed out", file.path);
     }
+}
+
+fn gzip_compress(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).expect("compressing into memory");
+    gz.finish().expect("compressing into memory")
 }
 
 fn check_frame(frame: &Frame<'_>, numbers: &mut [u64]) {
