@@ -105,7 +105,7 @@ impl Table {
         }
         // A sweep visits the whole table. Once the table is full, every packet of a new tuple
         // comes here, so sweeping unconditionally made a flood of new tuples (a SYN flood, a
-        // scan) cost O(nf_conntrack_max) per packet: hours for a million SYNs. Skip it when no
+        // scan) cost O(nf_conntrack_max) per packet: minutes for a million SYNs. Skip it when no
         // entry can have expired yet; the outcome is the same.
         if now >= self.no_expiry_before {
             self.sweep(now);
@@ -149,13 +149,15 @@ impl Table {
             live
         });
         self.no_expiry_before = earliest;
-        self.compact_age_queue();
+        let entries = &self.entries;
+        // Keep the age queue in step: drop tuples whose entry is gone. A tuple whose entry was
+        // replaced by a newer one keeps its place; at worst it is evicted a little early.
+        self.by_age.retain(|t| entries.contains_key(t));
     }
 
-    /// Keeps the age queue in step with the table: drops tuples whose entry is gone, and later
-    /// copies of a tuple queued more than once (its entry was removed and created again). A tuple
-    /// whose entry was replaced by a newer one keeps its first place; at worst it is evicted a
-    /// little early. Afterwards the queue is no longer than the table.
+    /// Like the sweep's pass over the age queue, and also drops later copies of a tuple queued
+    /// more than once (its entry was removed and created again), so that afterwards the queue is
+    /// no longer than the table even when the same tuples churn.
     fn compact_age_queue(&mut self) {
         let entries = &self.entries;
         let mut seen = HashSet::with_capacity_and_hasher(entries.len(), FixedState::default());
