@@ -104,7 +104,9 @@ impl Conntrack {
             return None;
         }
         let dir = if e.tuple == *tuple { Dir::Original } else { Dir::Reply };
-        Some(Snapshot { info: e.info(dir), tcp: e.tcp, remaining_ns: e.expires.0 - now.0 })
+        // Saturating: `now` may lie far before the entry's creation (timestamps at both ends of
+        // the i64 range, from pcapng `if_tsoffset`), and the difference overflowed there.
+        Some(Snapshot { info: e.info(dir), tcp: e.tcp, remaining_ns: e.expires.0.saturating_sub(now.0) })
     }
 
     /// The verdict for one TCP segment.

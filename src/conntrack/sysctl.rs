@@ -42,6 +42,26 @@ impl Timeouts {
         unacknowledged: 300,
     };
 
+    /// The shortest of all the timeouts, in seconds: no entry the tracker updates expires sooner.
+    pub fn shortest(&self) -> u32 {
+        [
+            self.syn_sent,
+            self.syn_recv,
+            self.established,
+            self.fin_wait,
+            self.close_wait,
+            self.last_ack,
+            self.time_wait,
+            self.close,
+            self.syn_sent2,
+            self.max_retrans,
+            self.unacknowledged,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
+    }
+
     /// The timeout of a state, in seconds.
     pub fn of(&self, state: TcpState) -> u32 {
         match state {

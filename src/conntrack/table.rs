@@ -148,7 +148,7 @@ pub struct Table {
 }
 
 /// A lazy structure is compacted once it holds more than twice the number of entries plus this.
-const COMPACT_SLACK: usize = 64;
+pub(crate) const COMPACT_SLACK: usize = 64;
 
 impl Table {
     pub fn len(&self) -> usize {
@@ -356,6 +356,12 @@ impl Table {
     /// The entry a reference names, if it is still there.
     fn live(&self, r: Ref) -> Option<&Entry> {
         self.slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref())
+    }
+
+    /// The most references any lazy structure (deadlines, eviction queues) holds: bounded by
+    /// compaction to about twice the live entries, whatever the churn.
+    pub fn queued(&self) -> usize {
+        self.deadlines.len.max(self.unassured.len()).max(self.closing.len())
     }
 
     fn compact_limit(&self) -> usize {

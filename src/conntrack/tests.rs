@@ -474,3 +474,83 @@ fn kernel_feature_switch_emulates_a_backport() {
     let v = r.send(seg(C, S, "P.", 66200, 5001, 64240, 100));
     assert_eq!(v.action, Action::Ignore);
 }
+
+/// A flood of new tuples against a full table (a SYN flood, a port scan). Every such packet asks
+/// the table for room; that used to sweep the whole table and search it from the front each time,
+/// O(nf_conntrack_max) per packet (hours for a million SYNs). Now it is amortised O(1); a
+/// regression would show as this test taking hours, not as a timed assertion.
+#[test]
+fn flood_of_new_tuples_against_a_full_table() {
+    const MAX: u16 = 10_000;
+    let client = |port: u16| (C.0, port);
+
+    // Unassured entries: every SYN evicts the oldest one; nothing is dropped.
+    let mut r = Run::with_sysctl(&format!("nf_conntrack_max={MAX}"));
+    for i in 0..20 * u32::from(MAX) {
+        let from = (IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)), 40000);
+        assert_eq!(r.send(seg(from, S, "S", i, 0, 1000, 0)).action, Action::Accept);
+    }
+    assert_eq!(r.ct.entries(), usize::from(MAX));
+
+    // ASSURED entries fill the table: every SYN is dropped, and the table stays as it was.
+    let mut r = Run::with_sysctl(&format!("nf_conntrack_max={MAX}"));
+    for port in 1..=MAX {
+        r.send(seg(client(port), S, "S", 1000, 0, 1000, 0));
+        r.send(seg(S, client(port), "S.", 5000, 1001, 1000, 0));
+        r.send(seg(client(port), S, ".", 1001, 5001, 1000, 0));
+    }
+    for i in 0..20 * u32::from(MAX) {
+        let from = (IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)), 40000);
+        let v = r.send(seg(from, S, "S", i, 0, 1000, 0));
+        assert_eq!(v.reason.map(|r| r.id), Some(ReasonId::TableFull));
+    }
+    assert_eq!(r.ct.entries(), usize::from(MAX));
+}
+
+/// Skipping the sweep of a full table must not keep an expired entry: one that expired (here
+/// after an RST's 10 s CLOSE timeout, shorter than the SYN_SENT timeout of the entries around
+/// it) still makes room without evicting a live one.
+#[test]
+fn a_full_table_still_reclaims_expired_entries() {
+    let mut r = Run::with_sysctl("nf_conntrack_max=2");
+    r.handshake();
+    r.wait(1);
+    let other = (C.0, 40001);
+    r.send(seg(other, S, "S", 1, 0, 1000, 0));
+    // The first connection is reset: CLOSE, expiring in 10 s.
+    assert_eq!(r.c("R", 1001, 0).action, Action::Accept);
+    r.wait(11);
+    let third = (C.0, 40002);
+    assert_eq!(r.send(seg(third, S, "S", 1, 0, 1000, 0)).action, Action::Accept);
+    // The unassured SYN_SENT entry of the second connection survived: the expired one made room.
+    let key = Tuple { src: other.0, dst: S.0, sport: other.1, dport: S.1 };
+    assert!(r.ct.snapshot(&key, r.now).is_some(), "a live entry was evicted instead of the expired one");
+}
+
+/// A packet at the smallest time meeting an entry created at the largest (merged captures whose
+/// clocks disagree wildly): the snapshot's remaining time saturates instead of overflowing.
+#[test]
+fn snapshot_at_both_ends_of_time() {
+    let mut r = Run::new();
+    r.now = Timestamp(i64::MAX - 1);
+    r.c("S", 1000, 0);
+    r.now = Timestamp(i64::MIN);
+    let key = Tuple { src: C.0, dst: S.0, sport: C.1, dport: S.1 };
+    assert_eq!(r.ct.snapshot(&key, r.now).map(|s| s.remaining_ns), Some(i64::MAX));
+}
+
+/// With the clock standing still no sweep ever runs; a churn of entries that live for one packet
+/// (an unanswered SYN, then its RST) must not grow the age queue with every packet.
+#[test]
+fn churn_without_time_keeps_the_age_queue_bounded() {
+    let mut r = Run::new();
+    for i in 0..20_000u32 {
+        // Half on one tuple over and over, half on new ones.
+        let from = if i % 2 == 0 { C } else { (IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)), 40000) };
+        assert_eq!(r.send(seg(from, S, "S", 1, 0, 1000, 0)).action, Action::Accept);
+        assert_eq!(r.send(seg(from, S, "R", 2, 0, 1000, 0)).action, Action::Accept);
+    }
+    assert_eq!(r.ct.entries(), 0);
+    let queued = r.ct.table.queued();
+    assert!(queued <= 2 * r.ct.entries() + table::COMPACT_SLACK, "lazy queues hold {queued} references for an empty table");
+}

@@ -5,6 +5,7 @@ use super::reasons;
 use crate::capture::CaptureError;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::Hook;
+use crate::capture::Timestamp;
 use crate::engine::Observation;
 use crate::verdict::{Action, CreatedBy, CtState, Evidence, ReasonId};
 use serde::Serialize;
@@ -129,8 +130,8 @@ impl<'a> PacketRecord<'a> {
                 assured: info.assured,
                 seen_reply: info.seen_reply,
                 created_ts: info.created_ts.as_secs_f64(),
-                age: (obs.ts.0 - info.created_ts.0) as f64 / 1e9,
-                expires_in: (info.expires.0 - obs.ts.0) as f64 / 1e9,
+                age: seconds_between(info.created_ts, obs.ts),
+                expires_in: seconds_between(obs.ts, info.expires),
             }),
             skip: obs.skip.as_ref().map(|s| s.to_string()),
         }
@@ -151,5 +152,26 @@ pub struct ErrorRecord<'a> {
 impl<'a> ErrorRecord<'a> {
     pub fn new(err: &'a CaptureError) -> Self {
         ErrorRecord { file: &err.file, frame: err.frame, offset: err.offset, message: err.to_string() }
+    }
+}
+
+/// Seconds from `from` to `to`. Saturating: a capture's timestamps may sit at both ends of the
+/// i64 range (a pcapng `if_tsoffset` is added to them), and a packet may meet an entry created
+/// "later" when merged files or interfaces disagree about the time; the plain difference
+/// overflowed there (a panic in debug builds, a wrong sign in release ones).
+fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
+    to.0.saturating_sub(from.0) as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_between_saturates_at_both_ends_of_time() {
+        let (min, max) = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+        assert_eq!(seconds_between(Timestamp::from_secs(1), Timestamp::from_secs(3)), 2.0);
+        assert_eq!(seconds_between(max, min), i64::MIN as f64 / 1e9);
+        assert_eq!(seconds_between(min, max), i64::MAX as f64 / 1e9);
     }
 }
