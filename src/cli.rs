@@ -122,9 +122,10 @@ pub struct AnalyzeArgs {
     pub allow: Vec<ReasonId>,
 
     /// Tracker threads; 1 runs everything on one thread. More add a reader thread and shard
-    /// flows over N trackers (same verdicts; nf_conntrack_max is split between them). Default:
-    /// the number of cores, or 1 when reading stdin (frames are batched, which would hold back
-    /// the results of a live capture).
+    /// flows over N trackers (same verdicts, except near nf_conntrack_max, which is split
+    /// between them). Default: the number of cores; 1 when reading stdin (frames are batched,
+    /// which would hold back the results of a live capture) or when nf_conntrack_max is set
+    /// (table-full verdicts are exact only on one table).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
 }
@@ -135,6 +136,7 @@ impl AnalyzeArgs {
         match self.threads {
             Some(n) => n.into(),
             None if self.captures.iter().any(|c| c == "-") => 1,
+            None if self.tracker.sets_table_size() => 1,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -265,6 +267,11 @@ fn parse_vantage(s: &str) -> Result<Vantage, String> {
 }
 
 impl TrackerArgs {
+    /// Whether `--sysctl nf_conntrack_max=…` was given.
+    fn sets_table_size(&self) -> bool {
+        self.sysctls.iter().any(|s| s.split('=').next().is_some_and(|n| n.trim().ends_with("conntrack_max")))
+    }
+
     pub fn settings(&self) -> Result<Settings, String> {
         let mut profile = self.kernel.clone();
         for change in &self.kernel_features {
