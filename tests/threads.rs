@@ -2,12 +2,14 @@
 //! shared corpus (when `../shared` is present), every fixture capture, and a synthetic capture
 //! with thousands of interleaved flows (many batches, every shard busy) are analysed with 1 and
 //! with 4 tracker threads, and the JSON Lines output of every frame (`--all`) must be identical,
-//! byte for byte: verdicts, reasons, entries, errors, order and summary.
+//! byte for byte: verdicts, reasons, entries, errors, order and summary. The frames' captured
+//! bytes handed to the sink must be identical too.
 
 mod common;
 
 use common::corpus_dir;
-use ctreplay::engine::{self, Settings, Timing, Vantage};
+use ctreplay::capture::CaptureError;
+use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary, Timing, Vantage};
 use ctreplay::report::jsonl::JsonLines;
 use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,34 @@ fn jsonl(capture: &Path, settings: &Settings, threads: usize) -> String {
     // stays empty for both.
     let _ = engine::analyze(&[capture.to_string_lossy().into_owned()], &settings, &mut JsonLines::new(&mut out, true));
     String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The captured bytes of every frame as the sink sees them (`Observation::data`, what
+/// `--write-invalid` writes out), which on several threads come from the batches' arenas.
+#[derive(Default)]
+struct Bytes(Vec<(u32, u64, Vec<u8>)>);
+
+impl Sink for Bytes {
+    fn begin(&mut self, _: &RunInfo) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn packet(&mut self, obs: &Observation<'_>) -> std::io::Result<()> {
+        self.0.push((obs.frame.file, obs.frame.number, obs.data.to_vec()));
+        Ok(())
+    }
+    fn error(&mut self, _: &CaptureError) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn end(&mut self, _: &Summary) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn frame_bytes(capture: &Path, threads: usize) -> Vec<(u32, u64, Vec<u8>)> {
+    let mut sink = Bytes::default();
+    let settings = Settings { threads, ..Settings::default() };
+    engine::analyze(&[capture.to_string_lossy().into_owned()], &settings, &mut sink).unwrap();
+    sink.0
 }
 
 fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -88,6 +118,9 @@ fn many_interleaved_flows_give_the_same_output_on_1_and_4_threads() {
     settings.sysctls.set("nf_conntrack_tcp_timeout_established=2").unwrap();
     let frames = assert_same_with_4_threads(std::slice::from_ref(&path), &settings);
     assert!(frames > 20_000, "{frames} frames: fewer than a few batches");
+    let bytes = frame_bytes(&path, 1);
+    assert!(bytes == frame_bytes(&path, 4), "frame bytes differ on 4 threads");
+    assert_eq!(bytes.len(), frames);
     // Entries that expired mid-connection were picked up again: more entries than connections.
     let out = jsonl(&path, &settings, 1);
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();

@@ -133,7 +133,7 @@ impl Conntrack {
             }
             Handled::Invalid(r) => {
                 // The handler may have lowered the entry's timeout.
-                self.table.touched(h, old_state.is_closing());
+                self.table.touched(h, old_state.is_closing(), p.ts);
                 return invalid(r, Some(dir), Some(before));
             }
             Handled::DropAndKill(r) => {
@@ -159,7 +159,7 @@ impl Conntrack {
         if action == Action::Accept && state_after != old_state {
             e.last_change_frame = p.frame;
         }
-        self.table.touched(h, old_state.is_closing());
+        self.table.touched(h, old_state.is_closing(), p.ts);
         Verdict { action, reason, ..accepted(ct_state, dir, old_state, state_after, before) }
     }
 

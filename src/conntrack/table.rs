@@ -130,7 +130,6 @@ fn wide(hash: u32) -> u64 {
 }
 
 /// All entries, live or expired but not yet swept.
-#[derive(Default)]
 pub struct Table {
     index: HashTable<Indexed>,
     slots: Vec<Slot>,
@@ -138,13 +137,28 @@ pub struct Table {
     free: Vec<Handle>,
     next_serial: u64,
     deadlines: Wheel,
-    /// Entries in creation order; those not ASSURED are candidates for early drop.
-    unassured: VecDeque<Ref>,
-    /// Entries in the order they entered a closing state (FIN_WAIT … CLOSE): candidates for the
-    /// garbage collector's eviction of ASSURED entries.
-    closing: VecDeque<Ref>,
+    /// Entries that are not ASSURED, by creation: what the kernel's `early_drop` may evict.
+    unassured: Candidates,
+    /// Entries in a closing state (FIN_WAIT … CLOSE), by when they began to close: what the
+    /// kernel's garbage collector also evicts once the table is over 95 % full.
+    closing: Candidates,
     /// Filings taken from the wheel, reused between sweeps.
     due: Vec<Filing>,
+}
+
+impl Default for Table {
+    fn default() -> Table {
+        Table {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_serial: 0,
+            deadlines: Wheel::default(),
+            unassured: Candidates::new(|e| !e.assured),
+            closing: Candidates::new(|e| e.tcp.state.is_closing()),
+            due: Vec::new(),
+        }
+    }
 }
 
 /// A lazy structure is compacted once it holds more than twice the number of entries plus this.
@@ -209,10 +223,7 @@ impl Table {
     /// first.
     pub fn insert(&mut self, entry: Entry) {
         let (key, original_is_lower) = FlowKey::oriented(&entry.tuple);
-        // Callers look the tuple up first, so there is none; never index a key twice.
-        if let Some(old) = self.find(&key) {
-            self.remove(old);
-        }
+        debug_assert!(self.find(&key).is_none(), "callers look the tuple up first");
         let hash = key.hash32();
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -231,20 +242,14 @@ impl Table {
         self.index.insert_unique(wide(hash), Indexed { slot: h, hash }, |i| wide(i.hash));
         let r = Ref { serial, slot: h };
         self.deadlines.file(expires, r);
-        self.unassured.push_back(r);
-        // Entries usually become ASSURED soon, and in about the order they were created.
-        while let Some(&front) = self.unassured.front() {
-            if self.live(front).is_some_and(|e| !e.assured) {
-                break;
-            }
-            self.unassured.pop_front();
-        }
+        let created = self.slots[h as usize].entry.as_ref().expect("just put").created_ts;
+        self.unassured.push(created, r, &self.slots);
         self.compact();
     }
 
-    /// Tells the table that the handler has run on an entry: it may have a new expiry (earlier
-    /// than filed, e.g. a lowered timeout) or have begun to close.
-    pub fn touched(&mut self, h: Handle, was_closing: bool) {
+    /// Tells the table that the handler has run on an entry at `now`: it may have a new expiry
+    /// (earlier than filed, e.g. a lowered timeout) or have begun to close.
+    pub fn touched(&mut self, h: Handle, was_closing: bool, now: Timestamp) {
         let slot = &mut self.slots[h as usize];
         let e = slot.entry.as_ref().expect("handle of a live entry");
         let (expires, closing_now) = (e.expires, e.tcp.state.is_closing());
@@ -256,14 +261,7 @@ impl Table {
             grew = true;
         }
         if closing_now && !was_closing {
-            self.closing.push_back(r);
-            // The entries closing longest are the first to expire: drop their references.
-            while let Some(&front) = self.closing.front() {
-                if self.live(front).is_some_and(|e| e.tcp.state.is_closing()) {
-                    break;
-                }
-                self.closing.pop_front();
-            }
+            self.closing.push(now, r, &self.slots);
             grew = true;
         }
         if grew {
@@ -312,11 +310,12 @@ impl Table {
     }
 
     /// Makes room for one more entry when the table holds `limit` (0: no limit, as in the
-    /// kernel). Expired entries go first: they do not exist. Then, as the kernel's `early_drop`
-    /// does, the oldest entry that is not ASSURED is evicted; failing that, as the kernel's
-    /// garbage collector does once the table is over 95 % full, the ASSURED entry that has been
-    /// closing longest (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE). Returns false if
-    /// nothing could be evicted: the kernel then drops the packet ("table full").
+    /// kernel). Expired entries go first: they do not exist. Then one entry the kernel could
+    /// evict is: one that is not ASSURED (`early_drop`), or an ASSURED one that is closing
+    /// (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE), which the kernel's garbage collector
+    /// evicts once the table is over 95 % full. Of these, the one evictable longest goes: an
+    /// abandoned handshake or a long-closed connection before a handshake in progress. Returns
+    /// false if nothing could be evicted: the kernel then drops the packet ("table full").
     pub fn make_room(&mut self, limit: u32, now: Timestamp) -> bool {
         if limit == 0 || self.len() < limit as usize {
             return true;
@@ -325,37 +324,16 @@ impl Table {
         if self.len() < limit as usize {
             return true;
         }
-        let victim = self
-            .pop_candidate(|t| &mut t.unassured, |e| !e.assured)
-            .or_else(|| self.pop_candidate(|t| &mut t.closing, |e| e.tcp.state.is_closing()));
-        match victim {
-            Some(h) => {
-                self.remove(h);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Pops references off the front of a candidate queue until one names a live entry that
-    /// still `qualifies`. The others are dropped for good: an ASSURED entry never becomes
-    /// unassured, and an entry that begins to close again is queued again.
-    fn pop_candidate(
-        &mut self,
-        queue: fn(&mut Table) -> &mut VecDeque<Ref>,
-        qualifies: fn(&Entry) -> bool,
-    ) -> Option<Handle> {
-        while let Some(r) = queue(self).pop_front() {
-            if self.live(r).is_some_and(qualifies) {
-                return Some(r.slot);
-            }
-        }
-        None
-    }
-
-    /// The entry a reference names, if it is still there.
-    fn live(&self, r: Ref) -> Option<&Entry> {
-        self.slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref())
+        let unassured = self.unassured.front(&self.slots);
+        let closing = self.closing.front(&self.slots);
+        let victim = match (unassured, closing) {
+            (Some((u, _)), Some((c, _))) if c < u => self.closing.pop(),
+            (Some(_), _) => self.unassured.pop(),
+            (None, Some(_)) => self.closing.pop(),
+            (None, None) => return false,
+        };
+        self.remove(victim.slot);
+        true
     }
 
     /// The most references any lazy structure (deadlines, eviction queues) holds: bounded by
@@ -381,16 +359,65 @@ impl Table {
 
     fn compact_now(&mut self, limit: usize) {
         let slots = &self.slots;
-        let live = |r: &Ref| slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref());
         if self.deadlines.len > limit {
-            self.deadlines.retain(|(d, r)| live(r).is_some() && slots[r.slot as usize].filed == *d);
+            self.deadlines.retain(|(d, r)| live(slots, *r).is_some() && slots[r.slot as usize].filed == *d);
         }
-        if self.unassured.len() > limit {
-            self.unassured.retain(|r| live(r).is_some_and(|e| !e.assured));
+        for queue in [&mut self.unassured, &mut self.closing] {
+            if queue.len() > limit {
+                queue.retain(slots);
+            }
         }
-        if self.closing.len() > limit {
-            self.closing.retain(|r| live(r).is_some_and(|e| e.tcp.state.is_closing()));
+    }
+}
+
+/// The entry a reference names, if it is still there.
+fn live(slots: &[Slot], r: Ref) -> Option<&Entry> {
+    slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref())
+}
+
+/// Entries that may be evicted, each with the time it became evictable, in that order. A
+/// reference goes stale when its entry goes, is replaced, or no longer qualifies (an ASSURED
+/// entry never becomes unassured again; an entry that begins to close again is queued again).
+struct Candidates {
+    queue: VecDeque<(Timestamp, Ref)>,
+    qualifies: fn(&Entry) -> bool,
+}
+
+impl Candidates {
+    fn new(qualifies: fn(&Entry) -> bool) -> Candidates {
+        Candidates { queue: VecDeque::new(), qualifies }
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn push(&mut self, since: Timestamp, r: Ref, slots: &[Slot]) {
+        self.queue.push_back((since, r));
+        // Entries usually stop qualifying in about the order they started (handshakes
+        // complete, closed connections expire): trimming the front keeps the queue short.
+        self.front(slots);
+    }
+
+    /// The longest-waiting reference that still qualifies, dropping stale ones before it.
+    fn front(&mut self, slots: &[Slot]) -> Option<(Timestamp, Ref)> {
+        while let Some(&(since, r)) = self.queue.front() {
+            if live(slots, r).is_some_and(self.qualifies) {
+                return Some((since, r));
+            }
+            self.queue.pop_front();
         }
+        None
+    }
+
+    /// Removes the front reference; call after [`Candidates::front`] found it.
+    fn pop(&mut self) -> Ref {
+        self.queue.pop_front().expect("front was checked").1
+    }
+
+    fn retain(&mut self, slots: &[Slot]) {
+        let qualifies = self.qualifies;
+        self.queue.retain(|(_, r)| live(slots, *r).is_some_and(qualifies));
     }
 }
 
@@ -559,10 +586,10 @@ mod tests {
         // Entry 1 is refreshed to 100 s; entry 2's expiry is lowered to 5 s.
         let (h1, _) = t.lookup(&tuple(1), Timestamp(0)).unwrap();
         t.entry_mut(h1).expires = Timestamp::from_secs(100);
-        t.touched(h1, false);
+        t.touched(h1, false, Timestamp(0));
         let (h2, _) = t.lookup(&tuple(2), Timestamp(0)).unwrap();
         t.entry_mut(h2).expires = Timestamp::from_secs(5);
-        t.touched(h2, false);
+        t.touched(h2, false, Timestamp(0));
         t.sweep(Timestamp::from_secs(6));
         assert!(t.get(&tuple(2)).is_none() && t.get(&tuple(1)).is_some());
         t.sweep(Timestamp::from_secs(50));
@@ -596,19 +623,24 @@ mod tests {
     }
 
     #[test]
-    fn eviction_takes_the_oldest_unassured_then_the_longest_closing() {
+    fn eviction_takes_the_entry_evictable_longest() {
         let mut t = Table::default();
-        let now = Timestamp(0);
-        t.insert(entry(1, 1000, true, TcpState::Established));
-        t.insert(entry(2, 1000, false, TcpState::SynSent));
-        t.insert(entry(3, 1000, true, TcpState::Established));
-        t.insert(entry(4, 1000, false, TcpState::SynSent));
-        // Entry 3 starts closing before entry 1.
-        for port in [3, 1] {
-            let (h, _) = t.lookup(&tuple(port), now).unwrap();
-            t.entry_mut(h).tcp.state = TcpState::TimeWait;
-            t.touched(h, false);
+        let at = Timestamp::from_secs;
+        // (port, created, assured, begins closing at)
+        let entries = [(1, 0, true, Some(10)), (2, 5, false, None), (3, 1, true, Some(3)), (4, 20, false, None)];
+        for (port, created, assured, _) in entries {
+            let mut e = entry(port, 1000, assured, TcpState::Established);
+            e.created_ts = at(created);
+            t.insert(e);
         }
+        let mut closing: Vec<_> = entries.iter().filter_map(|&(p, _, _, c)| Some((c?, p))).collect();
+        closing.sort();
+        for (when, port) in closing {
+            let (h, _) = t.lookup(&tuple(port), at(when)).unwrap();
+            t.entry_mut(h).tcp.state = TcpState::TimeWait;
+            t.touched(h, false, at(when));
+        }
+        let now = at(30);
         let order: Vec<u16> = (0..4)
             .map(|_| {
                 let before: Vec<u16> = (1..=4).filter(|&p| t.get(&tuple(p)).is_some()).collect();
@@ -617,7 +649,8 @@ mod tests {
                 *before.iter().find(|p| !after.contains(p)).unwrap()
             })
             .collect();
-        assert_eq!(order, [2, 4, 3, 1]);
+        // Closing since 3 s, unassured since 5 s, closing since 10 s, unassured since 20 s.
+        assert_eq!(order, [3, 2, 1, 4]);
     }
 
     #[test]
@@ -645,7 +678,7 @@ mod tests {
             let (h, _) = t.lookup(&tuple(port), Timestamp(0)).unwrap();
             t.entry_mut(h).tcp.state = TcpState::Close;
             t.entry_mut(h).expires = Timestamp::from_secs(500_000);
-            t.touched(h, false);
+            t.touched(h, false, Timestamp(0));
         }
         assert_eq!(t.len(), 50);
         let bound = 2 * t.len() + COMPACT_SLACK;

@@ -554,3 +554,28 @@ fn churn_without_time_keeps_the_age_queue_bounded() {
     let queued = r.ct.table.queued();
     assert!(queued <= 2 * r.ct.entries() + table::COMPACT_SLACK, "lazy queues hold {queued} references for an empty table");
 }
+
+#[test]
+fn full_table_evicts_closed_connections_before_dropping() {
+    // Like a busy server: every connection is ASSURED and ends in TIME_WAIT, which lasts two
+    // minutes. Early drop finds nothing unassured; the GC rule evicts the longest closed.
+    let mut r = Run::with_sysctl("nf_conntrack_max=2");
+    for port in 40000..40010 {
+        let c = (C.0, port);
+        let conversation = [
+            seg(c, S, "S", 1000, 0, 64240, 0),
+            seg(S, c, "S.", 5000, 1001, 65160, 0),
+            seg(c, S, ".", 1001, 5001, 64240, 0),
+            seg(c, S, "F.", 1001, 5001, 64240, 0),
+            seg(S, c, "F.", 5001, 1002, 65160, 0),
+            seg(c, S, ".", 1002, 5002, 64240, 0),
+        ];
+        for s in conversation {
+            let v = r.send(s);
+            assert_eq!((v.action, v.reason.as_ref().map(|r| r.id)), (Action::Accept, None), "port {port}: {v:?}");
+        }
+        assert_eq!(r.ct.table.get(&Tuple { src: c.0, dst: S.0, sport: c.1, dport: S.1 }).unwrap().tcp.state, TcpState::TimeWait);
+        assert!(r.ct.entries() <= 2);
+        r.wait(1);
+    }
+}
