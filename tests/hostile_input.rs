@@ -7,6 +7,7 @@
 //! process reads a couple of hundred truncated files as one capture: each file that fails is
 //! named), damaged variants run one process each.
 
+use ctreplay::synth::rng::Rng;
 use assert_cmd::Command;
 use serde_json::Value;
 use std::fs;
@@ -109,20 +110,6 @@ fn small_captures() -> Vec<PathBuf> {
     v
 }
 
-/// A deterministic generator (xorshift64*), so damaged variants are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Byte offsets of the record (legacy pcap) or block (pcapng) headers of a capture.
 fn record_offsets(bytes: &[u8]) -> Vec<usize> {
@@ -157,34 +144,34 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 fn damaged(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut b = bytes.to_vec();
     let records = record_offsets(bytes);
-    match rng.below(5) {
-        0 => b.truncate(rng.below(b.len())),
+    match rng.index(5) {
+        0 => b.truncate(rng.index(b.len())),
         1 => {
-            let at = rng.below(b.len());
-            let len = 1 + rng.below(64);
+            let at = rng.index(b.len());
+            let len = 1 + rng.index(64);
             for i in at..(at + len).min(b.len()) {
-                b[i] = rng.next() as u8;
+                b[i] = rng.next_u64() as u8;
             }
         }
         2 | 3 if !records.is_empty() => {
-            let rec = records[rng.below(records.len())];
+            let rec = records[rng.index(records.len())];
             // pcap: caplen at +8 or origlen at +12; pcapng: the length at +4 (or the EPB's
             // caplen at +20 / interface id at +8).
-            let field = rec + [4, 8, 12, 20][rng.below(4)];
-            let value: u32 = match rng.below(4) {
+            let field = rec + [4, 8, 12, 20][rng.index(4)];
+            let value: u32 = match rng.index(4) {
                 0 => u32::MAX,
-                1 => 0x0100_0000 + rng.below(1 << 20) as u32,
-                2 => rng.below(64) as u32,
-                _ => rng.next() as u32,
+                1 => 0x0100_0000 + rng.index(1 << 20) as u32,
+                2 => rng.index(64) as u32,
+                _ => rng.next_u64() as u32,
             };
             if field + 4 <= b.len() {
                 b[field..field + 4].copy_from_slice(&value.to_le_bytes());
             }
         }
         _ => {
-            for _ in 0..1 + rng.below(8) {
-                let at = rng.below(b.len());
-                b[at] ^= 1 << rng.below(8);
+            for _ in 0..1 + rng.index(8) {
+                let at = rng.index(b.len());
+                b[at] ^= 1 << rng.index(8);
             }
         }
     }
@@ -787,11 +774,11 @@ fn damaged_gzip_captures() {
             let mut bytes = compressed.clone();
             if k % 2 == 0 {
                 // Keep the gzip magic, so the damage is found while decompressing.
-                bytes.truncate(2 + rng.below(bytes.len() - 2));
+                bytes.truncate(2 + rng.index(bytes.len() - 2));
             } else {
-                for _ in 0..1 + rng.below(4) {
-                    let at = 10 + rng.below(bytes.len() - 10);
-                    bytes[at] ^= 1 << rng.below(8);
+                for _ in 0..1 + rng.index(4) {
+                    let at = 10 + rng.index(bytes.len() - 10);
+                    bytes[at] ^= 1 << rng.index(8);
                 }
             }
             let p = write(dir.path(), &format!("damaged-{k}.pcap.gz"), &bytes);

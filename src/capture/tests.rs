@@ -1,5 +1,6 @@
 //! Behaviour of the capture module through its public face, on hand-built byte streams.
 
+use crate::synth::rng::Rng;
 use std::io::{self, Cursor, Read, Write};
 
 use flate2::Compression;
@@ -776,19 +777,6 @@ fn truncation_at_every_offset_of_a_gzip_stream() {
     }
 }
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn random_byte_flips_never_panic_or_hang() {
@@ -801,12 +789,12 @@ fn random_byte_flips_never_panic_or_hang() {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
     for round in 0..4000 {
         let mut bytes = seeds[round % seeds.len()].clone();
-        for _ in 0..1 + rng.below(4) {
-            let at = rng.below(bytes.len());
-            bytes[at] ^= 1 << rng.below(8);
+        for _ in 0..1 + rng.index(4) {
+            let at = rng.index(bytes.len());
+            bytes[at] ^= 1 << rng.index(8);
         }
         if round % 5 == 0 {
-            bytes.truncate(rng.below(bytes.len() + 1));
+            bytes.truncate(rng.index(bytes.len() + 1));
         }
         if round % 7 == 0 {
             bytes = gzip(&bytes);

@@ -1,6 +1,7 @@
 //! Frame-to-segment tests over every layer. Packets come from etherparse's `PacketBuilder`
 //! (independent checksums) and are edited by hand where a case needs malformed bytes.
 
+use crate::synth::rng::Rng;
 use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader, TcpOptionElement};
 
 use super::*;
@@ -1118,19 +1119,6 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
     out
 }
 
-/// xorshift64*: a fixed-seed generator, so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn mutated_frames_never_panic_with_shared_state() {
@@ -1140,33 +1128,33 @@ fn mutated_frames_never_panic_with_shared_state() {
     // Segments, reassembled segments, unreadable TCP, held fragments, other skips.
     let mut seen = [0u32; 5];
     for i in 0..100_000u32 {
-        let (lt, base) = &corpus[rng.below(corpus.len())];
+        let (lt, base) = &corpus[rng.index(corpus.len())];
         let mut data = base.clone();
-        for _ in 0..=rng.below(4) {
-            let at = rng.below(data.len());
-            data[at] = rng.next() as u8;
+        for _ in 0..=rng.index(4) {
+            let at = rng.index(data.len());
+            data[at] = rng.next_u64() as u8;
         }
         // Most IPv4 mutations die at the header checksum; let some of them past it.
-        if rng.below(3) == 0 && *lt == LinkType::RAW && data[0] >> 4 == 4 {
+        if rng.index(3) == 0 && *lt == LinkType::RAW && data[0] >> 4 == 4 {
             let ihl = usize::from(data[0] & 0x0f) * 4;
             if ihl >= 20 && data.len() >= ihl {
                 set_ipv4_checksum(&mut data);
             }
         }
-        let cut = if rng.below(4) == 0 {
-            rng.below(data.len() + 1)
+        let cut = if rng.index(4) == 0 {
+            rng.index(data.len() + 1)
         } else {
             data.len()
         };
-        let orig_len = (data.len() as u32).saturating_add(if rng.below(8) == 0 {
-            rng.next() as u32 % 70000
+        let orig_len = (data.len() as u32).saturating_add(if rng.index(8) == 0 {
+            rng.next_u64() as u32 % 70000
         } else {
             0
         });
         let f = Frame {
             ts: Timestamp(
                 i64::from(i) * 1_000_000
-                    - if rng.below(50) == 0 {
+                    - if rng.index(50) == 0 {
                         40_000_000_000
                     } else {
                         0

@@ -19,6 +19,11 @@ impl Rng {
         self.next_u64() % n
     }
 
+    /// Uniform in `0..n` as an index (`n` of 0 counts as 1).
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n.max(1) as u64) as usize
+    }
+
     pub fn percent(&mut self, p: u32) -> bool {
         self.below(100) < p as u64
     }
