@@ -188,9 +188,10 @@ pub enum ExplainFormat {
 #[derive(Args, Debug, Clone)]
 pub struct TrackerArgs {
     /// Kernel behaviour to emulate: latest, 6.1, 5.14, 4.18, 3.10, 2.6.18, or a vendor alias
-    /// (rhel5 … rhel9; see docs/kernels.md).
-    #[arg(long, default_value = "latest", value_parser = parse_profile)]
-    pub kernel: Profile,
+    /// (rhel5 … rhel9; see docs/kernels.md). Without it: latest, and every packet is also
+    /// judged by the older profiles, to note where their verdicts differ.
+    #[arg(long, value_parser = parse_profile)]
+    pub kernel: Option<Profile>,
 
     /// Switch one kernel behaviour on (+NAME) or off (-NAME), e.g. for a vendor backport
     /// (repeatable; names in docs/kernels.md).
@@ -273,7 +274,7 @@ impl TrackerArgs {
     }
 
     pub fn settings(&self) -> Result<Settings, String> {
-        let mut profile = self.kernel.clone();
+        let mut profile = self.kernel.clone().unwrap_or_default();
         for change in &self.kernel_features {
             profile.apply_feature(change)?;
         }
@@ -281,7 +282,7 @@ impl TrackerArgs {
         for s in &self.sysctls {
             sysctls.set_for(s, &profile).map_err(|e| e.to_string())?;
         }
-        Ok(Settings {
+        let mut settings = Settings {
             profile,
             sysctls,
             vantage: self.vantage.clone(),
@@ -295,7 +296,12 @@ impl TrackerArgs {
             },
             snapshots: false,
             threads: 1,
-        })
+            compare: Vec::new(),
+        };
+        if self.kernel.is_none() {
+            settings.compare_with_other_kernels();
+        }
+        Ok(settings)
     }
 }
 
@@ -337,7 +343,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn whatif(args: Box<WhatifArgs>) -> anyhow::Result<u8> {
-    let settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
+    let mut settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
+    // whatif replays the other kernels itself, as variants
+    settings.compare.clear();
     let result = crate::whatif::run(&args.captures, &settings)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -404,6 +412,8 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
 fn explain(args: ExplainArgs) -> anyhow::Result<u8> {
     let mut settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
     settings.snapshots = true;
+    // a timeline follows one kernel's entry; the notes on other kernels are analyze's
+    settings.compare.clear();
     // --frame reads the capture twice, and stdin can be read only once: keep a copy.
     let mut _stdin_copy = None;
     let mut captures = args.captures.clone();

@@ -11,7 +11,7 @@ use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::conntrack::{Conntrack, Hook, Packet, Snapshot};
 use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip, Tuple};
-use crate::verdict::{Action, CtState, FrameRef, ReasonId, Verdict};
+use crate::verdict::{Action, CtState, FrameRef, KernelVerdict, ReasonId, Verdict};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -95,6 +95,27 @@ pub struct Settings {
     /// decodes and shards flows over that many tracker threads. Verdicts are the same either
     /// way, except near `nf_conntrack_max` (each shard holds its share of the table).
     pub threads: usize,
+    /// Other kernels that judge every packet too, in lockstep, so that a report can say where a
+    /// verdict differs ("INVALID on 5.14, ignored since 6.1"). Each costs a tracker's work.
+    pub compare: Vec<OtherKernel>,
+}
+
+/// A kernel profile, with its sysctls, that judges a capture alongside the main one.
+#[derive(Clone, Debug)]
+pub struct OtherKernel {
+    pub profile: Profile,
+    pub sysctls: Sysctls,
+}
+
+impl Settings {
+    /// Compares with every other built-in profile whose kernel has the sysctls set here.
+    pub fn compare_with_other_kernels(&mut self) {
+        self.compare = Profile::all()
+            .into_iter()
+            .filter(|p| p.name != self.profile.name)
+            .filter_map(|profile| Some(OtherKernel { sysctls: self.sysctls.carried_to(&profile)?, profile }))
+            .collect();
+    }
 }
 
 impl Default for Settings {
@@ -107,6 +128,7 @@ impl Default for Settings {
             timing: Timing::Capture,
             snapshots: false,
             threads: 1,
+            compare: Vec::new(),
         }
     }
 }
@@ -126,6 +148,17 @@ pub struct Observation<'a> {
     pub skip: Option<Skip>,
     /// The entry after the packet, when [`Settings::snapshots`] asks for it.
     pub after: Option<Snapshot>,
+    /// When a kernel of [`Settings::compare`] judges the packet differently: every kernel's
+    /// verdict, this run's first, then the others newest first. Empty when all agree.
+    pub kernels: &'a [KernelVerdict],
+}
+
+impl Observation<'_> {
+    /// Whether a report without `--all` shows this frame: this run's verdict is notable, or a
+    /// compared kernel judges it otherwise. (Only this run's verdict decides the exit code.)
+    pub fn is_notable(&self) -> bool {
+        self.verdict.is_notable() || !self.kernels.is_empty()
+    }
 }
 
 /// Receives a run's results as they happen. Reports implement it.
@@ -164,6 +197,8 @@ pub struct RunInfo {
     pub sysctls: Vec<String>,
     pub vantage: String,
     pub captures: Vec<String>,
+    /// The kernels every packet is also judged by ([`Settings::compare`]).
+    pub compared_kernels: Vec<&'static str>,
 }
 
 /// Counts over a whole run.
@@ -189,6 +224,20 @@ pub struct Summary {
     /// Frames per input file, and whether each was read whole.
     pub captures: Vec<CaptureSummary>,
     pub errors: Vec<String>,
+    /// The counts under each compared kernel ([`Settings::compare`]), newest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_kernels: Vec<KernelCounts>,
+}
+
+/// How a compared kernel would have judged the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KernelCounts {
+    pub kernel: &'static str,
+    pub invalid: u64,
+    pub ignored: u64,
+    pub dropped: u64,
+    /// Packets whose verdict differs from this run's.
+    pub differ: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -323,30 +372,73 @@ struct Judged {
     verdict: Verdict,
     /// Boxed: snapshots are rare (tests, timelines), and this travels between threads.
     after: Option<Box<Snapshot>>,
+    /// Every kernel's verdict, when the compared kernels disagree ([`Observation::kernels`]).
+    kernels: Option<Box<[KernelVerdict]>>,
 }
 
 impl Judged {
     fn skipped() -> Judged {
-        Judged { verdict: Verdict::skipped(), after: None }
+        Judged { verdict: Verdict::skipped(), after: None, kernels: None }
     }
 }
 
-/// Runs one prepared frame through conntrack (any frame whose [`Prepared::tuple`] is `Some`).
-fn judge(conntrack: &mut Conntrack, p: &Prepared, frame: FrameRef, snapshots: bool) -> Judged {
+/// The conntrack table that judges frames, and those of the kernels it is compared with
+/// (all for the same flows: a whole capture, or one shard of it).
+struct Judges {
+    main: Conntrack,
+    others: Vec<Conntrack>,
+    snapshots: bool,
+    /// Reused for every frame, so agreeing kernels cost no allocation.
+    scratch: Vec<KernelVerdict>,
+}
+
+impl Judges {
+    fn new(settings: &Settings, shards: usize) -> Judges {
+        Judges {
+            main: Conntrack::shard(settings.profile.clone(), settings.sysctls.clone(), shards),
+            others: settings.compare.iter().map(|k| Conntrack::shard(k.profile.clone(), k.sysctls.clone(), shards)).collect(),
+            snapshots: settings.snapshots,
+            scratch: Vec::with_capacity(settings.compare.len() + 1),
+        }
+    }
+
+    /// Runs one prepared frame through every table (any frame whose [`Prepared::tuple`] is
+    /// `Some`).
+    fn judge(&mut self, p: &Prepared, frame: FrameRef) -> Judged {
+        let verdict = verdict_of(&mut self.main, p, frame);
+        let after = match &p.decoded {
+            Decoded::Tcp(seg) if self.snapshots => self.main.snapshot(&seg.tuple, p.ct_ts).map(Box::new),
+            _ => None,
+        };
+        Judged { kernels: self.compare(&verdict, p, frame), verdict, after }
+    }
+
+    /// Every kernel's verdict on the frame, when one differs from `main`'s.
+    fn compare(&mut self, main: &Verdict, p: &Prepared, frame: FrameRef) -> Option<Box<[KernelVerdict]>> {
+        if self.others.is_empty() {
+            return None;
+        }
+        self.scratch.clear();
+        self.scratch.push(KernelVerdict::of(self.main.profile().name, main));
+        for other in &mut self.others {
+            let v = verdict_of(other, p, frame);
+            self.scratch.push(KernelVerdict::of(other.profile().name, &v));
+        }
+        let first = self.scratch[0].outcome();
+        self.scratch.iter().any(|k| k.outcome() != first).then(|| self.scratch.as_slice().into())
+    }
+}
+
+/// One table's verdict on a prepared frame.
+fn verdict_of(conntrack: &mut Conntrack, p: &Prepared, frame: FrameRef) -> Verdict {
     conntrack.advance_clock(p.clock);
     match &p.decoded {
-        Decoded::Tcp(seg) => {
-            let verdict = match p.hook {
-                Some(hook) if p.skip.is_none() => conntrack.track(&Packet { seg, ts: p.ct_ts, frame, hook }),
-                _ => Verdict::skipped(),
-            };
-            let after = if snapshots { conntrack.snapshot(&seg.tuple, p.ct_ts).map(Box::new) } else { None };
-            Judged { verdict, after }
-        }
-        Decoded::TcpUnreadable { tuple, .. } => {
-            Judged { verdict: conntrack.track_unreadable(tuple.as_ref(), p.ct_ts), after: None }
-        }
-        Decoded::Skipped(_) => Judged::skipped(),
+        Decoded::Tcp(seg) => match p.hook {
+            Some(hook) if p.skip.is_none() => conntrack.track(&Packet { seg, ts: p.ct_ts, frame, hook }),
+            _ => Verdict::skipped(),
+        },
+        Decoded::TcpUnreadable { tuple, .. } => conntrack.track_unreadable(tuple.as_ref(), p.ct_ts),
+        Decoded::Skipped(_) => Verdict::skipped(),
     }
 }
 
@@ -395,6 +487,9 @@ impl Report<'_> {
     fn frame(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judged: Judged) -> io::Result<()> {
         self.frames += 1;
         self.tally.frame(meta.linktype, &judged.verdict, p.skip.as_ref());
+        if let Some(kernels) = &judged.kernels {
+            self.tally.kernels_differ(kernels);
+        }
         self.sink.packet(&Observation {
             frame: meta.frame,
             ts: meta.ts,
@@ -406,6 +501,7 @@ impl Report<'_> {
             verdict: judged.verdict,
             skip: p.skip.clone(),
             after: judged.after.map(|a| *a),
+            kernels: judged.kernels.as_deref().unwrap_or_default(),
         })
     }
 }
@@ -430,8 +526,10 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
         sysctls: settings.sysctls.changed(),
         vantage: settings.vantage.describe(),
         captures: inputs.to_vec(),
+        compared_kernels: settings.compare.iter().map(|k| k.profile.name).collect(),
     })?;
-    let mut report = Report { sink, tally: Tally::default(), frames: 0, errors: Vec::new(), failed_files: BTreeSet::new() };
+    let compared: Vec<_> = settings.compare.iter().map(|k| k.profile.name).collect();
+    let mut report = Report { sink, tally: Tally::new(&compared), frames: 0, errors: Vec::new(), failed_files: BTreeSet::new() };
     let front = Front::new(settings);
     let read = if settings.threads > 1 {
         parallel::run(captures, front, settings, &mut report)?
@@ -454,7 +552,7 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
 
 /// The whole pipeline on the calling thread, frame by frame.
 fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, report: &mut Report<'_>) -> io::Result<ReadOutcome> {
-    let mut conntrack = Conntrack::new(settings.profile.clone(), settings.sysctls.clone());
+    let mut judges = Judges::new(settings, 1);
     while let Some(next) = captures.next_frame() {
         let frame = match next {
             Ok(f) => f,
@@ -466,7 +564,7 @@ fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, r
         let meta = FrameMeta::of(&frame);
         let prepared = front.prepare(&frame);
         let judged = match prepared.tuple() {
-            Some(_) => judge(&mut conntrack, &prepared, meta.frame, settings.snapshots),
+            Some(_) => judges.judge(&prepared, meta.frame),
             None => Judged::skipped(),
         };
         report.frame(meta, frame.data, &prepared, judged)?;

@@ -272,3 +272,31 @@ impl Verdict {
         if r.kernel_log.is_empty() { None } else { Some(r.kernel_log.join("; ")) }
     }
 }
+
+/// What one kernel profile makes of a packet, for comparing profiles on the same capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct KernelVerdict {
+    /// The profile's `--kernel` name.
+    pub kernel: &'static str,
+    pub ct_state: CtState,
+    pub verdict: Action,
+    pub reason: Option<ReasonId>,
+}
+
+impl KernelVerdict {
+    pub fn of(kernel: &'static str, v: &Verdict) -> KernelVerdict {
+        KernelVerdict { kernel, ct_state: v.ct_state, verdict: v.action, reason: v.reason.as_ref().map(|r| r.id) }
+    }
+
+    /// The verdict in a word. Profiles are said to differ on a packet when their words differ:
+    /// another reason for the same INVALID is not a different verdict.
+    pub fn outcome(&self) -> &'static str {
+        match self.verdict {
+            Action::Invalid => "INVALID",
+            Action::Ignore => "ignored",
+            Action::Drop => "dropped",
+            Action::Skipped => "skipped",
+            Action::Accept => self.ct_state.as_str(),
+        }
+    }
+}

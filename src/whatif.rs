@@ -6,7 +6,6 @@
 
 use crate::capture::CaptureError;
 use crate::conntrack::profile::Profile;
-use crate::conntrack::sysctl::Sysctls;
 use crate::engine::{self, EngineError, Observation, RunInfo, Settings, Sink, Summary};
 use crate::verdict::{Action, FrameRef, ReasonId};
 use rayon::prelude::*;
@@ -77,11 +76,9 @@ pub fn variants(base: &Settings) -> Vec<Variant> {
         }
         let profile = Profile::by_name(name).expect("built-in profile");
         // The baseline's sysctls carry over where the older kernel has them.
-        let mut sysctls = Sysctls::default();
-        let carried = base.sysctls.changed().into_iter().all(|s| sysctls.set_for(&s, &profile).is_ok());
-        if !carried {
+        let Some(sysctls) = base.sysctls.carried_to(&profile) else {
             continue;
-        }
+        };
         out.push(Variant { change: format!("--kernel {name}"), settings: Settings { profile, sysctls, ..base.clone() } });
     }
     let mut sysctl = |assignment: String| {

@@ -39,8 +39,32 @@ fn backwards_isn_time_wait_reuse_is_an_invalid_syn_on_2_6_18_only() {
     let cap = fixture("spec/t19-reuse-in-time-wait-server-closed.pcap");
     let (old, _) = analyze(&["--kernel", "rhel5", &cap]);
     assert!(old.iter().any(|p| p["reason"]["kernel_log"] == "ip_ct_tcp: invalid SYN"), "{old:?}");
-    let (new, code) = analyze(&[&cap]);
+    let (new, code) = analyze(&["--kernel", "latest", &cap]);
     assert_eq!((new.len(), code), (0, 0), "latest reopens cleanly: {new:?}");
+}
+
+/// Without `--kernel`, the run is latest's, and a packet another profile judges otherwise is
+/// shown with a note saying where; the exit code stays latest's.
+#[test]
+fn default_run_notes_where_older_kernels_differ() {
+    let cap = fixture("spec/t19-reuse-in-time-wait-server-closed.pcap");
+    let (records, code) = analyze(&[&cap]);
+    assert_eq!(code, 0, "latest reopens cleanly, so the run is clean");
+    let [syn] = records.as_slice() else { panic!("only the reopening SYN differs: {records:?}") };
+    assert_eq!((&syn["tcp"]["flags"], &syn["ct_state"]), (&Value::from("S"), &Value::from("new")));
+    assert_eq!(syn["other_kernels"]["note"], "INVALID (invalid-syn-reopen) on 2.6.18, new since 3.10");
+    let kernels: Vec<&str> = syn["other_kernels"]["verdicts"].as_array().unwrap().iter().map(|k| k["kernel"].as_str().unwrap()).collect();
+    assert_eq!(kernels, ["latest", "6.1", "5.14", "4.18", "3.10", "2.6.18"]);
+
+    // the CentOS 5 retry 400 s later: NEW on latest, INVALID on 2.6.18, as a ticket says it
+    let out = Command::cargo_bin("ctreplay")
+        .unwrap()
+        .args(["analyze", "--format", "markdown", &fixture("example/centos5-proxy-retry-400s.pcap")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("| accept (INVALID (syn-meets-reversed-entry) on 2.6.18, new since 3.10) |"), "{text}");
+    assert!(text.contains("2.6.18: 2 INVALID, 0 ignored, 2 packets judged otherwise; same verdicts on 6.1, 5.14, 4.18, 3.10"), "{text}");
 }
 
 #[test]
@@ -61,4 +85,65 @@ fn whatif_shows_be_liberal_cannot_help_the_reversed_entry() {
     let table = Command::cargo_bin("ctreplay").unwrap().args(["whatif", &fixture("example/centos5-reverse-proxy.pcap")]).output().unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("nf_conntrack_tcp_be_liberal=1 cannot help with syn-meets-reversed-entry"), "{text}");
+}
+
+/// What a packet's note says about a kernel is what a run on that kernel alone says: the
+/// comparison tables are the same trackers, fed the same packets.
+#[test]
+fn compared_verdicts_equal_each_kernel_run_alone() {
+    use ctreplay::capture::CaptureError;
+    use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary};
+    use ctreplay::verdict::KernelVerdict;
+
+    /// Per frame: every kernel's verdict word when they differ, else this run's.
+    #[derive(Default)]
+    struct Outcomes(Vec<(Vec<KernelVerdict>, &'static str)>);
+    impl Sink for Outcomes {
+        fn begin(&mut self, _: &RunInfo) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn packet(&mut self, obs: &Observation<'_>) -> std::io::Result<()> {
+            let own = KernelVerdict::of("this run", &obs.verdict).outcome();
+            self.0.push((obs.kernels.to_vec(), own));
+            Ok(())
+        }
+        fn error(&mut self, _: &CaptureError) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn end(&mut self, _: &Summary) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let run = |captures: &[String], settings: &Settings| {
+        let mut sink = Outcomes::default();
+        engine::analyze(captures, settings, &mut sink).unwrap();
+        sink.0
+    };
+
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/spec");
+    let mut captures: Vec<String> = std::fs::read_dir(&spec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    captures.sort();
+    let (mut packets, mut differing) = (0, 0);
+    for capture in &captures {
+        let mut compared = Settings::default();
+        compared.compare_with_other_kernels();
+        let together = run(std::slice::from_ref(capture), &compared);
+        for (i, other) in compared.compare.iter().enumerate() {
+            let alone = Settings { profile: other.profile.clone(), sysctls: other.sysctls.clone(), ..Settings::default() };
+            let alone = run(std::slice::from_ref(capture), &alone);
+            assert_eq!(alone.len(), together.len());
+            for (frame, ((kernels, latest), (_, own))) in together.iter().zip(&alone).enumerate() {
+                let noted = kernels.get(i + 1).map_or(*latest, |k| k.outcome());
+                assert_eq!(noted, *own, "{capture} frame {}: {} alone", frame + 1, other.profile.name);
+            }
+        }
+        packets += together.len();
+        differing += together.iter().filter(|(k, _)| !k.is_empty()).count();
+    }
+    assert!(captures.len() > 30 && differing > 20, "{} captures, {differing} of {packets} packets judged otherwise", captures.len());
 }

@@ -69,15 +69,20 @@ fn first_difference(a: &str, b: &str) -> String {
     format!("line {}:\n  1 thread:  {x}\n  4 threads: {y}", n + 1)
 }
 
-fn assert_same_with_4_threads(captures: &[PathBuf], settings: &Settings) -> usize {
-    let mut frames = 0;
+/// Returns the frames compared, and how many of them carry a note on other kernels.
+fn assert_same_with_4_threads(captures: &[PathBuf], settings: &Settings) -> (usize, usize) {
+    let (mut frames, mut noted) = (0, 0);
     for capture in captures {
         let one = jsonl(capture, settings, 1);
         let four = jsonl(capture, settings, 4);
         assert!(one == four, "{}: outputs differ at {}", capture.display(), first_difference(&one, &four));
-        frames += one.lines().filter(|l| l.starts_with(r#"{"type":"packet""#)).count();
+        let packets = one.lines().filter(|l| l.starts_with(r#"{"type":"packet""#));
+        for p in packets {
+            frames += 1;
+            noted += usize::from(p.contains(r#""other_kernels":"#));
+        }
     }
-    frames
+    (frames, noted)
 }
 
 #[test]
@@ -89,11 +94,16 @@ fn corpus_and_fixtures_give_the_same_output_on_1_and_4_threads() {
         None => eprintln!("note: ../shared/corpus not found; only the fixtures are compared"),
     }
     captures.sort();
-    // The CLI's defaults: capture timing (entries expire), vantage detection.
-    let frames = assert_same_with_4_threads(&captures, &Settings::default());
+    // The CLI's defaults: capture timing (entries expire), vantage detection, and every packet
+    // judged by the older kernels too.
+    let mut cli = Settings::default();
+    cli.compare_with_other_kernels();
+    let (frames, noted) = assert_same_with_4_threads(&captures, &cli);
+    assert!(noted > 100, "only {noted} frames judged otherwise by older kernels");
     // The oracle's view: back to back, every packet at PRE_ROUTING.
     let oracle = Settings { timing: Timing::BackToBack, vantage: Vantage::Forward, ..Settings::default() };
-    assert_same_with_4_threads(&captures, &oracle);
+    let (_, noted) = assert_same_with_4_threads(&captures, &oracle);
+    assert_eq!(noted, 0, "nothing compared, nothing noted");
     eprintln!("{} captures, {frames} frames: same output on 1 and 4 threads", captures.len());
     assert!(frames > 1000, "too few frames compared: {frames}");
 }
@@ -116,7 +126,7 @@ fn many_interleaved_flows_give_the_same_output_on_1_and_4_threads() {
     let mut settings = Settings::default();
     settings.sysctls.set("nf_conntrack_tcp_timeout_time_wait=1").unwrap();
     settings.sysctls.set("nf_conntrack_tcp_timeout_established=2").unwrap();
-    let frames = assert_same_with_4_threads(std::slice::from_ref(&path), &settings);
+    let (frames, _) = assert_same_with_4_threads(std::slice::from_ref(&path), &settings);
     assert!(frames > 20_000, "{frames} frames: fewer than a few batches");
     let bytes = frame_bytes(&path, 1);
     assert!(bytes == frame_bytes(&path, 4), "frame bytes differ on 4 threads");

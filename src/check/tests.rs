@@ -30,7 +30,7 @@ fn fake<'a>(seen: &'a RefCell<Vec<String>>) -> impl Fn(&str, &Settings, &mut dyn
     move |capture, settings, sink| {
         let name = Path::new(capture).file_name().unwrap().to_str().unwrap().to_string();
         seen.borrow_mut().push(format!("{name}: {} {} {}", settings.profile.name, settings.vantage.describe(), settings.sysctls));
-        sink.begin(&RunInfo { tool: "ctreplay", version: "0", kernel_profile: "latest", sysctls: vec![], vantage: String::new(), captures: vec![capture.into()] })?;
+        sink.begin(&RunInfo { tool: "ctreplay", version: "0", kernel_profile: "latest", sysctls: vec![], vantage: String::new(), captures: vec![capture.into()], compared_kernels: vec![] })?;
         for f in frames_of(&name) {
             sink.packet(&f.obs())?;
         }

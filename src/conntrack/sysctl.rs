@@ -208,6 +208,13 @@ impl Sysctls {
         self.set(assignment)
     }
 
+    /// These settings on another kernel: `None` when that kernel lacks one of the sysctls
+    /// changed here, since then no box of that kernel could be set up this way.
+    pub fn carried_to(&self, profile: &super::profile::Profile) -> Option<Sysctls> {
+        let mut carried = Sysctls::default();
+        self.changed().iter().all(|s| carried.set_for(s, profile).is_ok()).then_some(carried)
+    }
+
     /// The settings that differ from the kernel defaults, as `name=value` (for reports).
     pub fn changed(&self) -> Vec<String> {
         let default = Sysctls::default();

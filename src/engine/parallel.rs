@@ -22,9 +22,9 @@
 //! buffers at its start and none per frame. All channels are bounded: a slow sink slows the
 //! reader instead of filling memory.
 
-use super::{FrameMeta, Front, Judged, Prepared, ReadOutcome, Report, Settings, judge};
+use super::{FrameMeta, Front, Judged, Judges, Prepared, ReadOutcome, Report, Settings};
 use crate::capture::{CaptureError, CaptureSet};
-use crate::conntrack::{Conntrack, FlowKey};
+use crate::conntrack::FlowKey;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::hash::BuildHasher;
 use std::io;
@@ -105,11 +105,10 @@ pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, repor
             let (to_tracker, batches) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
             let (verdicts, from_tracker) = bounded::<Vec<Judged>>(QUEUE_DEPTH);
             let (spare, spares) = bounded::<Vec<Judged>>(QUEUE_DEPTH + 2);
-            let conntrack = Conntrack::shard(settings.profile.clone(), settings.sysctls.clone(), trackers);
-            let snapshots = settings.snapshots;
+            let judges = Judges::new(settings, trackers);
             thread::Builder::new()
                 .name(format!("ctreplay-track{shard}"))
-                .spawn_scoped(scope, move || track(shard, conntrack, snapshots, batches, verdicts, spares))?;
+                .spawn_scoped(scope, move || track(shard, judges, batches, verdicts, spares))?;
             to_trackers.push(to_tracker);
             from_trackers.push(from_tracker);
             spare_verdicts.push(spare);
@@ -178,8 +177,7 @@ fn read(
 /// A tracker thread: judges its frames of every batch, in order.
 fn track(
     shard: usize,
-    mut conntrack: Conntrack,
-    snapshots: bool,
+    mut judges: Judges,
     batches: Receiver<Arc<Batch>>,
     verdicts: Sender<Vec<Judged>>,
     spares: Receiver<Vec<Judged>>,
@@ -190,7 +188,7 @@ fn track(
             let Item::Frame { meta, prepared, .. } = &batch.items[at as usize] else {
                 unreachable!("only frames are routed")
             };
-            out.push(judge(&mut conntrack, prepared, meta.frame, snapshots));
+            out.push(judges.judge(prepared, meta.frame));
         }
         // Let go of the batch before the merger can finish with it, so it can be recycled.
         drop(batch);

@@ -5,10 +5,10 @@
 //! arrays and small lists keyed by the values themselves, and turned into strings once, at the
 //! end.
 
-use super::Summary;
+use super::{KernelCounts, Summary};
 use crate::capture::LinkType;
 use crate::decode::Skip;
-use crate::verdict::{Action, CtState, ReasonId, Verdict};
+use crate::verdict::{Action, CtState, KernelVerdict, ReasonId, Verdict};
 
 #[derive(Default)]
 pub(super) struct Tally {
@@ -26,6 +26,17 @@ pub(super) struct Tally {
     /// from the front beats a map.
     link_types: Vec<(LinkType, u64)>,
     skipped: Vec<(Skip, u64)>,
+    /// Each compared kernel's counts, kept as differences from this run's: only packets on
+    /// which the kernels disagree are seen here.
+    kernels: Vec<KernelDelta>,
+}
+
+#[derive(Default)]
+struct KernelDelta {
+    kernel: &'static str,
+    /// Per [`Action`] the kernel gives more (or fewer) packets than this run: by `Action as usize`.
+    actions: [i64; 5],
+    differ: u64,
 }
 
 fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K) {
@@ -50,6 +61,25 @@ const CT_STATES: [CtState; 6] =
     [CtState::New, CtState::Established, CtState::Related, CtState::Invalid, CtState::Untracked, CtState::Skipped];
 
 impl Tally {
+    /// A tally that also counts the verdicts of the `compared` kernels.
+    pub fn new(compared: &[&'static str]) -> Tally {
+        let kernels = compared.iter().map(|&kernel| KernelDelta { kernel, ..KernelDelta::default() }).collect();
+        Tally { kernels, ..Tally::default() }
+    }
+
+    /// Counts a packet the kernels disagree on: `kernels` holds this run's verdict, then each
+    /// compared kernel's, in the order given to [`Tally::new`].
+    pub fn kernels_differ(&mut self, kernels: &[KernelVerdict]) {
+        let (main, others) = kernels.split_first().expect("this run's verdict comes first");
+        for (delta, other) in self.kernels.iter_mut().zip(others) {
+            if other.outcome() != main.outcome() {
+                delta.differ += 1;
+                delta.actions[other.verdict as usize] += 1;
+                delta.actions[main.verdict as usize] -= 1;
+            }
+        }
+    }
+
     pub fn frame(&mut self, linktype: LinkType, v: &Verdict, skip: Option<&Skip>) {
         self.frames += 1;
         bump(&mut self.link_types, linktype);
@@ -98,6 +128,18 @@ impl Tally {
         for (s, n) in &self.skipped {
             *summary.skipped.entry(skip_text(s)).or_default() += n;
         }
+        let shifted = |base: u64, delta: i64| base.saturating_add_signed(delta);
+        summary.other_kernels = self
+            .kernels
+            .iter()
+            .map(|k| KernelCounts {
+                kernel: k.kernel,
+                invalid: shifted(self.invalid, k.actions[Action::Invalid as usize]),
+                ignored: shifted(self.ignored, k.actions[Action::Ignore as usize]),
+                dropped: shifted(self.dropped, k.actions[Action::Drop as usize]),
+                differ: k.differ,
+            })
+            .collect();
     }
 }
 

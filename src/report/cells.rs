@@ -36,6 +36,15 @@ pub fn states(v: &Verdict) -> String {
     }
 }
 
+/// What conntrack did, and on a second line, where other kernels would do otherwise.
+pub fn verdict(obs: &Observation<'_>) -> String {
+    let action = obs.verdict.action.as_str();
+    match super::kernels::note(obs.kernels) {
+        Some(note) => format!("{action}\n({note})"),
+        None => action.to_string(),
+    }
+}
+
 /// The reason id and the kernel's log line(s); `(not logged)` when the kernel is silent about a
 /// reported packet (the silence is itself a clue), both empty for an unremarkable packet.
 pub fn reason_and_log(v: &Verdict) -> (String, String) {

@@ -139,6 +139,7 @@ impl Row {
             verdict: self.verdict.clone(),
             skip: self.skip.clone(),
             after: self.after,
+            kernels: &[],
         }
     }
 

@@ -326,7 +326,7 @@ impl FlowTracker {
         r.frames += 1;
         r.last_frame = obs.frame;
         r.last_ts = obs.ts;
-        r.notable |= v.is_notable();
+        r.notable |= obs.is_notable();
         if let (Some(s), Belongs::Entry { .. }) = (v.state_after, b)
             && r.states.last() != Some(&s)
             && r.states.len() < MAX_STATES

@@ -96,7 +96,7 @@ impl<W: Write> Sink for JsonDocument<W> {
             let ended = std::mem::take(&mut self.ended);
             self.spool(ended)?;
         }
-        if !(self.all || obs.verdict.is_notable()) {
+        if !(self.all || obs.is_notable()) {
             return Ok(());
         }
         // One record per line keeps the document greppable and its diffs readable.
@@ -134,19 +134,12 @@ mod tests {
     use super::*;
     use crate::capture::CaptureErrorKind;
     use crate::report::jsonl::JsonLines;
-    use crate::report::test_support::TestFrame;
+    use crate::report::test_support::{self, TestFrame};
     use crate::verdict::ReasonId;
     use serde_json::Value;
 
     fn run_info(captures: &[&str]) -> RunInfo {
-        RunInfo {
-            tool: "ctreplay",
-            version: "0.1.0",
-            kernel_profile: "latest",
-            sysctls: vec!["nf_conntrack_tcp_loose=0".into()],
-            vantage: "forward".into(),
-            captures: captures.iter().map(|c| c.to_string()).collect(),
-        }
+        RunInfo { sysctls: vec!["nf_conntrack_tcp_loose=0".into()], vantage: "forward".into(), ..test_support::run_info(captures) }
     }
 
     fn frames() -> Vec<TestFrame> {

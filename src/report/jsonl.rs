@@ -59,7 +59,7 @@ impl<W: Write> Sink for JsonLines<W> {
             let ended = std::mem::take(&mut self.ended);
             self.flow_lines(ended)?;
         }
-        if self.all || obs.verdict.is_notable() {
+        if self.all || obs.is_notable() {
             let rec = PacketRecord::new(obs, self.several_files);
             self.line(&rec)?;
         }
@@ -90,7 +90,7 @@ mod tests {
     fn flows_come_when_they_end_and_before_the_summary() {
         let mut out = Vec::new();
         let mut s = JsonLines::new(&mut out, false);
-        let run = RunInfo { tool: "ctreplay", version: "0", kernel_profile: "latest", sysctls: vec![], vantage: "auto".into(), captures: vec![] };
+        let run = crate::report::test_support::run_info(&[]);
         s.begin(&run).unwrap();
         let frames = [
             TestFrame::tcp(1, "S").creates(TcpState::SynSent),

@@ -5,7 +5,7 @@
 //! Like the terminal table, rows are kept until the end and capped at [`MAX_ROWS`]; the counts
 //! still cover every packet.
 
-use super::cells;
+use super::{cells, kernels};
 use super::flows::{FlowRows, MAX_FLOW_ROWS};
 use super::reasons;
 use super::table::MAX_ROWS;
@@ -96,7 +96,7 @@ impl<W: Write> MarkdownReport<W> {
             code(&cells::flow(obs)),
             cells::packet(obs),
             cells::states(v),
-            v.action.as_str().to_string(),
+            cells::verdict(obs),
             code(&id),
             // "(not logged)" is our words, not the kernel's: not in code
             if v.kernel_log().is_some() { code(&log) } else { log },
@@ -152,6 +152,9 @@ impl<W: Write> MarkdownReport<W> {
         }
         if !s.local_addresses.is_empty() {
             let _ = write!(p, " Taken as the capturing host (its packets are judged at OUTPUT, where checksums are not checked): {}.", s.local_addresses.join(", "));
+        }
+        if let Some(line) = kernels::summary_line(s) {
+            let _ = write!(p, "\nOther kernel profiles: {line}.");
         }
         let skipped: u64 = s.skipped.values().sum();
         if skipped > 0 {
@@ -223,7 +226,7 @@ impl<W: Write> Sink for MarkdownReport<W> {
         if let Some(r) = &v.reason {
             self.counts.entry(r.id).or_default().add(v.action);
         }
-        if !(self.all || v.is_notable()) {
+        if !(self.all || obs.is_notable()) {
             return Ok(());
         }
         if self.rows.len() >= self.max_rows {
@@ -299,18 +302,11 @@ impl<W: Write> Sink for MarkdownReport<W> {
 mod tests {
     use super::*;
     use crate::conntrack::state::{Dir, TcpState};
-    use crate::report::test_support::TestFrame;
+    use crate::report::test_support::{self, TestFrame};
     use crate::verdict::CreatedBy;
 
     fn run_info() -> RunInfo {
-        RunInfo {
-            tool: "ctreplay",
-            version: "0.1.0",
-            kernel_profile: "latest",
-            sysctls: vec![],
-            vantage: "auto".into(),
-            captures: vec!["proxy.pcap".into()],
-        }
+        test_support::run_info(&["proxy.pcap"])
     }
 
     fn render(mut report: MarkdownReport<&mut Vec<u8>>, frames: &[TestFrame], summary: &Summary) {

@@ -8,6 +8,7 @@ pub mod flows;
 pub mod json;
 pub mod invalid_capture;
 pub mod jsonl;
+pub mod kernels;
 pub mod markdown;
 pub mod progress;
 pub mod reasons;

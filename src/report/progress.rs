@@ -115,7 +115,8 @@ mod tests {
     }
 
     fn run_info(captures: &[String]) -> RunInfo {
-        RunInfo { tool: "ctreplay", version: "0", kernel_profile: "latest", sysctls: vec![], vantage: "auto".into(), captures: captures.to_vec() }
+        let names: Vec<&str> = captures.iter().map(String::as_str).collect();
+        crate::report::test_support::run_info(&names)
     }
 
     #[test]

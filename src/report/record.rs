@@ -1,13 +1,13 @@
 //! The JSON shape of one reported frame, shared by the JSON and JSON Lines formats.
 //! Documented in `docs/output.md`; field names are a contract.
 
-use super::reasons;
+use super::{kernels, reasons};
 use crate::capture::CaptureError;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::Hook;
 use crate::capture::Timestamp;
 use crate::engine::Observation;
-use crate::verdict::{Action, CreatedBy, CtState, Evidence, ReasonId};
+use crate::verdict::{Action, CreatedBy, CtState, Evidence, KernelVerdict, ReasonId};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -37,6 +37,17 @@ pub struct PacketRecord<'a> {
     /// Why conntrack never saw the frame (for `skipped`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip: Option<String>,
+    /// How the compared kernels judge the packet, when one differs from this run's verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_kernels: Option<KernelsRecord<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct KernelsRecord<'a> {
+    /// In words: "INVALID on 5.14, ignored since 6.1".
+    pub note: String,
+    /// Every kernel's verdict, this run's first.
+    pub verdicts: &'a [KernelVerdict],
 }
 
 #[derive(Serialize)]
@@ -134,6 +145,7 @@ impl<'a> PacketRecord<'a> {
                 expires_in: seconds_between(obs.ts, info.expires),
             }),
             skip: obs.skip.as_ref().map(|s| s.to_string()),
+            other_kernels: kernels::note(obs.kernels).map(|note| KernelsRecord { note, verdicts: obs.kernels }),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! [`MAX_ROWS`] are kept; the summary still counts every packet. Between the two, the flows with
 //! notable packets (capped at [`MAX_FLOW_ROWS`]).
 
-use super::cells;
+use super::{cells, kernels};
 use super::flows::{FlowRows, MAX_FLOW_ROWS};
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
@@ -75,7 +75,7 @@ impl<W: Write> Sink for TableReport<W> {
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.flows.packet(obs);
         let v = &obs.verdict;
-        if !(self.all || v.is_notable()) {
+        if !(self.all || obs.is_notable()) {
             return Ok(());
         }
         if self.rows.len() >= MAX_ROWS {
@@ -88,7 +88,7 @@ impl<W: Write> Sink for TableReport<W> {
             cells::flow(obs),
             cells::packet(obs),
             cells::states(v),
-            v.action.as_str().into(),
+            cells::verdict(obs),
             id,
             cells::entry_brief(v),
             log,
@@ -162,6 +162,9 @@ impl<W: Write> Sink for TableReport<W> {
         }
         if !s.skipped.is_empty() {
             t.add_row(vec!["frames skipped".to_string(), join(&s.skipped)]);
+        }
+        if let Some(line) = kernels::summary_line(s) {
+            t.add_row(vec!["other kernels".to_string(), line]);
         }
         for e in &self.errors {
             t.add_row(vec!["ERROR".to_string(), e.clone()]);

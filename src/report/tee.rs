@@ -70,7 +70,7 @@ mod tests {
     }
 
     fn run_info() -> RunInfo {
-        RunInfo { tool: "ctreplay", version: "0", kernel_profile: "latest", sysctls: vec![], vantage: "auto".into(), captures: vec![] }
+        crate::report::test_support::run_info(&[])
     }
 
     #[test]

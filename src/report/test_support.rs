@@ -6,9 +6,22 @@ use crate::capture::{LinkType, Timestamp};
 use crate::conntrack::Hook;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::decode::{ChecksumStatus, Segment, Skip, TcpFlags, TcpOptions, Tuple};
-use crate::engine::Observation;
-use crate::verdict::{Action, CreatedBy, CtState, EntryInfo, Evidence, FrameRef, Reason, ReasonId, Verdict};
+use crate::engine::{Observation, RunInfo};
+use crate::verdict::{Action, CreatedBy, CtState, EntryInfo, Evidence, FrameRef, KernelVerdict, Reason, ReasonId, Verdict};
 use std::net::{IpAddr, Ipv4Addr};
+
+/// What a run of ctreplay on `captures` tells its sinks first: defaults, nothing compared.
+pub fn run_info(captures: &[&str]) -> RunInfo {
+    RunInfo {
+        tool: "ctreplay",
+        version: "0.1.0",
+        kernel_profile: "latest",
+        sysctls: vec![],
+        vantage: "auto".into(),
+        captures: captures.iter().map(|c| c.to_string()).collect(),
+        compared_kernels: vec![],
+    }
+}
 
 /// Capture time of frame 0; frame `n` is `n` seconds later.
 pub const T0: i64 = 1_700_000_000;
@@ -24,6 +37,8 @@ pub struct TestFrame {
     pub hook: Option<Hook>,
     pub verdict: Verdict,
     pub skip: Option<Skip>,
+    /// Every kernel's verdict, when compared kernels disagree ([`Observation::kernels`]).
+    pub kernels: Vec<KernelVerdict>,
 }
 
 fn flags(s: &str) -> TcpFlags {
@@ -70,6 +85,7 @@ impl TestFrame {
                 replaced: None,
             },
             skip: None,
+            kernels: Vec::new(),
         }
     }
 
@@ -95,6 +111,7 @@ impl TestFrame {
             verdict: self.verdict.clone(),
             skip: self.skip.clone(),
             after: None,
+            kernels: &self.kernels,
         }
     }
 
