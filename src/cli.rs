@@ -296,6 +296,7 @@ impl TrackerArgs {
             },
             snapshots: false,
             threads: 1,
+            frame_bytes: true,
             compare: Vec::new(),
         };
         if self.kernel.is_none() {
@@ -363,6 +364,8 @@ fn whatif(args: Box<WhatifArgs>) -> anyhow::Result<u8> {
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     let mut settings = args.tracker.settings().map_err(anyhow::Error::msg)?;
     settings.threads = args.threads();
+    // only --write-invalid writes frames out; the others need not carry their bytes
+    settings.frame_bytes = args.write_invalid.is_some();
     let policy = FailPolicy { fail_on: args.fail_on.clone(), allow: args.allow.clone() };
     let mut invalid = match &args.write_invalid {
         Some(path) => Some(InvalidCapture::create(path).with_context(|| format!("--write-invalid {}", path.display()))?),

@@ -167,6 +167,7 @@ impl Expectation {
             timing: self.timing.unwrap_or(Timing::Capture),
             snapshots: false,
             threads: 1,
+            frame_bytes: true,
             compare: Vec::new(),
         })
     }

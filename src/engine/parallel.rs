@@ -115,7 +115,7 @@ pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, repor
         }
         let reader = thread::Builder::new()
             .name("ctreplay-read".into())
-            .spawn_scoped(scope, move || read(captures, front, to_trackers, to_merger, recycled))?;
+            .spawn_scoped(scope, move || read(captures, front, settings.frame_bytes, to_trackers, to_merger, recycled))?;
         let merged = merge(report, from_reader, from_trackers, spare_verdicts, recycle);
         // On a sink error the channels are closed by now, so the other threads stop too.
         let read = reader.join().expect("the reader thread does not panic");
@@ -127,6 +127,7 @@ pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, repor
 fn read(
     mut captures: CaptureSet,
     mut front: Front,
+    frame_bytes: bool,
     to_trackers: Vec<Sender<Arc<Batch>>>,
     to_merger: Sender<Arc<Batch>>,
     recycled: Receiver<Batch>,
@@ -148,7 +149,9 @@ fn read(
                     batch.routes[t as usize].push(at);
                 }
                 let start = batch.bytes.len();
-                batch.bytes.extend_from_slice(frame.data);
+                if frame_bytes {
+                    batch.bytes.extend_from_slice(frame.data);
+                }
                 let data = start..batch.bytes.len();
                 batch.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared, tracker });
             }
