@@ -411,12 +411,57 @@ fn deleted_by(obs: &Observation<'_>, seg: &Segment) -> Option<Ended> {
     }
 }
 
+/// The open flows, each in a slot that stays put while it is followed.
+///
+/// Why not whole flows in the map: a map that churns (inserts and removes) at around 100 000
+/// entries ends up with 262 144 buckets, as its tombstones make it grow rather than rehash in
+/// place; with ~300-byte flows in its buckets that is 88 MB (and 132 MB while it grows). The
+/// map holds slot numbers instead, and the slots only as many flows as are open.
+#[derive(Default)]
+struct Slots {
+    flows: Vec<Option<Flow>>,
+    /// Empty slots, reused before the vector grows.
+    free: Vec<u32>,
+}
+
+impl Slots {
+    fn insert(&mut self, flow: Flow) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.flows[i as usize] = Some(flow);
+                i
+            }
+            None => {
+                self.flows.push(Some(flow));
+                u32::try_from(self.flows.len() - 1).expect("fewer than 2^32 open flows")
+            }
+        }
+    }
+
+    fn get_mut(&mut self, i: u32) -> &mut Flow {
+        self.flows[i as usize].as_mut().expect("a slot of an open flow")
+    }
+
+    fn remove(&mut self, i: u32) -> Flow {
+        let flow = self.flows[i as usize].take().expect("a slot of an open flow");
+        self.free.push(i);
+        flow
+    }
+
+    /// The open flows and their slots.
+    fn iter(&self) -> impl Iterator<Item = (u32, &Flow)> {
+        // (Slot numbers fit: `insert` checked.)
+        self.flows.iter().enumerate().filter_map(|(i, f)| Some((i as u32, f.as_ref()?)))
+    }
+}
+
 /// Follows every tuple's entries through a run, and emits the flows a report shows.
 pub struct FlowTracker {
-    /// The open flows by connection, both directions one key. (The conntrack table's key and
-    /// fast hasher: a lookup per packet. Nothing depends on the map's order: eviction and the
-    /// final flush sort.)
-    active: HashMap<FlowKey, Flow, FixedState>,
+    /// The slot of each open flow by connection, both directions one key. (The conntrack
+    /// table's key and fast hasher: a lookup per packet. Nothing depends on the map's order:
+    /// eviction and the final flush sort.)
+    index: HashMap<FlowKey, u32, FixedState>,
+    slots: Slots,
     cap: usize,
     /// Emit every flow, not only the notable ones (`--all`).
     all: bool,
@@ -427,7 +472,7 @@ impl FlowTracker {
     /// `cap`: open flows kept before the least recently seen are emitted early. `all`: emit
     /// every flow; otherwise only those with a notable packet become records.
     pub fn new(cap: usize, all: bool) -> Self {
-        FlowTracker { active: HashMap::default(), cap: cap.max(1), all, clock: 0 }
+        FlowTracker { index: HashMap::default(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
     }
 
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
@@ -441,24 +486,25 @@ impl FlowTracker {
         self.clock += 1;
         let (clock, all) = (self.clock, self.all);
 
-        let mut slot = match self.active.entry(FlowKey::of(&seg.tuple)) {
-            Entry::Occupied(mut slot) => {
-                if !slot.get().goes_on(b) {
+        let entry = match self.index.entry(FlowKey::of(&seg.tuple)) {
+            Entry::Occupied(entry) => {
+                let flow = self.slots.get_mut(*entry.get());
+                if !flow.goes_on(b) {
                     // The tuple has another entry now: the one followed so far is over.
-                    let old = std::mem::replace(slot.get_mut(), Flow::start(obs, seg, b, clock));
+                    let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
                     let reopened = obs.verdict.replaced.is_some_and(|r| Some(r.created_frame) == old.created_frame);
                     old.emit(if reopened { Ended::Reopened } else { Ended::Expired }, all, done);
                 }
-                slot
+                entry
             }
-            Entry::Vacant(slot) => slot.insert_entry(Flow::start(obs, seg, b, clock)),
+            Entry::Vacant(entry) => entry.insert_entry(self.slots.insert(Flow::start(obs, seg, b, clock))),
         };
-        slot.get_mut().add(obs, seg, b, clock);
+        self.slots.get_mut(*entry.get()).add(obs, seg, b, clock);
 
         if let Some(ended) = deleted_by(obs, seg) {
             // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
-            slot.remove().emit(ended, all, done);
-        } else if self.active.len() > self.cap {
+            self.slots.remove(entry.remove()).emit(ended, all, done);
+        } else if self.index.len() > self.cap {
             self.evict(done);
         }
     }
@@ -466,13 +512,17 @@ impl FlowTracker {
     /// Emits the least recently seen tenth of the open flows (at least one), oldest first:
     /// batches make the sort rare, and an idle flow is the one most likely to be over anyway.
     fn evict(&mut self, done: &mut Vec<FlowRecord>) {
-        let n = (self.cap / 10).max(1).min(self.active.len());
-        let mut ages: Vec<u64> = self.active.values().map(|f| f.touched).collect();
-        let (_, &mut newest, _) = ages.select_nth_unstable(n - 1);
-        let mut evicted: Vec<Flow> = self.active.extract_if(|_, f| f.touched <= newest).map(|(_, f)| f).collect();
-        evicted.sort_unstable_by_key(|f| f.touched);
-        for f in evicted {
-            f.emit(Ended::Evicted, self.all, done);
+        let n = (self.cap / 10).max(1).min(self.index.len());
+        // From the slots in their order, not through the map: it would visit them at random.
+        let mut by_age: Vec<(u64, u32)> = self.slots.iter().map(|(i, f)| (f.touched, i)).collect();
+        by_age.select_nth_unstable(n - 1);
+        by_age.truncate(n);
+        by_age.sort_unstable();
+        for (_, i) in by_age {
+            let flow = self.slots.remove(i);
+            let slot = self.index.remove(&FlowKey::of(&flow.tuple));
+            debug_assert_eq!(slot, Some(i), "a flow's key is its tuple's");
+            flow.emit(Ended::Evicted, self.all, done);
         }
     }
 
@@ -480,7 +530,9 @@ impl FlowTracker {
     /// first met them.
     pub fn finish(&mut self) -> Vec<FlowRecord> {
         let all = self.all;
-        let mut open: Vec<Flow> = std::mem::take(&mut self.active).into_values().filter(|f| f.shown(all)).collect();
+        self.index = HashMap::default(); // freed before the records are built
+        let slots = std::mem::take(&mut self.slots);
+        let mut open: Vec<Flow> = slots.flows.into_iter().flatten().filter(|f| f.shown(all)).collect();
         open.sort_unstable_by_key(|f| f.born);
         open.into_iter().map(|f| f.record(Ended::Open)).collect()
     }
@@ -697,7 +749,7 @@ mod tests {
         let mut done = Vec::new();
         for f in &frames {
             t.packet(&f.obs(), &mut done);
-            assert!(t.active.len() <= 4);
+            assert!(t.index.len() <= 4);
         }
         assert_eq!(done.len(), 6);
         assert!(done.iter().all(|f| f.ended == Some(Ended::Evicted)));
