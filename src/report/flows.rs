@@ -12,12 +12,14 @@
 
 use crate::capture::Timestamp;
 use crate::conntrack::state::{Dir, TcpState};
+use crate::conntrack::FlowKey;
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
 use serde::{Serialize, Serializer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeMap;
 
 /// Open flows kept before the least recently seen are emitted early.
 pub const MAX_ACTIVE_FLOWS: usize = 100_000;
@@ -25,6 +27,8 @@ pub const MAX_ACTIVE_FLOWS: usize = 100_000;
 pub const MAX_STATES: usize = 32;
 /// Characters of history kept per flow; a longer history ends with `…`.
 pub const MAX_HISTORY: usize = 64;
+// A flow counts its states and history characters in a byte.
+const _: () = assert!(MAX_STATES <= 255 && MAX_HISTORY <= 255);
 
 /// How an entry ended, as far as the packets tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -89,17 +93,6 @@ pub struct FlowRecord {
     /// `None` for an entry-less flow.
     pub ended: Option<Ended>,
     pub history: String,
-    /// At least one packet was notable (INVALID, dropped, ignored or logged): the reports show
-    /// only such flows unless asked for all.
-    #[serde(skip)]
-    pub notable: bool,
-}
-
-impl FlowRecord {
-    /// Whether a report shows this flow: a notable one always, any with `all`.
-    pub fn shown(&self, all: bool) -> bool {
-        all || self.notable
-    }
 }
 
 fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -111,49 +104,56 @@ fn secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// The history string: one letter per packet, uppercase from the originator, lowercase from the
-/// responder; see `docs/output.md` for the alphabet and the collapsing rules.
-#[derive(Clone, Debug, Default)]
+/// responder; see `docs/output.md` for the alphabet and the collapsing rules. Kept as ASCII in
+/// place (no allocation while a flow is followed); the `…` of a full history is only added when
+/// the record is built.
+#[derive(Clone, Debug)]
 struct History {
-    text: String,
+    text: [u8; MAX_HISTORY],
+    len: u8,
     /// Unmarked letters already written since the last marked one, one bit per (letter, dir).
     seen: u16,
     /// The last marked token written (letter and mark), to collapse runs of it.
-    last_marked: Option<(char, char)>,
+    last_marked: Option<(u8, u8)>,
     /// Whether the last token written was that marked one (a run is only a run if unbroken).
     marked_last: bool,
+    /// A token did not fit: nothing more is written.
     full: bool,
 }
 
-const LETTERS: &str = "SHAFRDN";
+const LETTERS: &[u8] = b"SHAFRDN";
 
 impl History {
+    const EMPTY: History =
+        History { text: [0; MAX_HISTORY], len: 0, seen: 0, last_marked: None, marked_last: false, full: false };
+
     /// The letter of a packet: the class that matters most to conntrack (RST over SYN over FIN,
     /// as its state table ranks them), then data, then a bare ACK, `N` for none of these. (The
     /// caller adds `D` before an accepted FIN with data.)
-    fn letter(seg: &Segment) -> char {
+    fn letter(seg: &Segment) -> u8 {
         let f = seg.flags;
         if f.rst() {
-            'R'
+            b'R'
         } else if f.syn() {
-            if f.ack() { 'H' } else { 'S' }
+            if f.ack() { b'H' } else { b'S' }
         } else if f.fin() {
-            'F'
+            b'F'
         } else if seg.payload_len() > 0 {
-            'D'
+            b'D'
         } else if f.ack() {
-            'A'
+            b'A'
         } else {
-            'N'
+            b'N'
         }
     }
 
     /// `mark`: `!` INVALID or dropped, `~` ignored.
-    fn push(&mut self, letter: char, dir: Dir, mark: Option<char>) {
+    fn push(&mut self, letter: u8, dir: Dir, mark: Option<u8>) {
         if self.full {
             return;
         }
         let c = if dir == Dir::Original { letter } else { letter.to_ascii_lowercase() };
-        let token: String = match mark {
+        match mark {
             Some(m) => {
                 // A run of the same trouble says no more than its first: the counts are elsewhere.
                 if self.marked_last && self.last_marked == Some((c, m)) {
@@ -163,45 +163,217 @@ impl History {
                 self.marked_last = true;
                 // What follows trouble is worth seeing again, so letters start over.
                 self.seen = 0;
-                [c, m].iter().collect()
+                self.write(&[c, m]);
             }
             None => {
                 // Zeek's rule: a letter once per direction, so a long healthy transfer stays short.
-                let bit = 1u16 << (LETTERS.find(letter).unwrap_or(0) * 2 + dir.index());
+                let index = LETTERS.iter().position(|&l| l == letter).unwrap_or(0);
+                let bit = 1u16 << (index * 2 + dir.index());
                 if self.seen & bit != 0 {
                     return;
                 }
                 self.seen |= bit;
                 self.marked_last = false;
-                c.to_string()
+                self.write(&[c]);
             }
-        };
-        if self.text.len() + token.len() > MAX_HISTORY {
-            self.text.push('…');
-            self.full = true;
-        } else {
-            self.text.push_str(&token);
+        }
+    }
+
+    /// Appends a token whole, or, when it does not fit, ends the history.
+    fn write(&mut self, token: &[u8]) {
+        let len = usize::from(self.len);
+        match self.text.get_mut(len..len + token.len()) {
+            Some(room) => {
+                room.copy_from_slice(token);
+                self.len += token.len() as u8; // within MAX_HISTORY
+            }
+            None => self.full = true,
+        }
+    }
+
+    fn text(&self) -> String {
+        let ascii = &self.text[..usize::from(self.len)];
+        let mut s: String = ascii.iter().map(|&b| char::from(b)).collect();
+        if self.full {
+            s.push('…');
+        }
+        s
+    }
+}
+
+/// The states an entry passed through, in order, in place: each different from the one before,
+/// at most [`MAX_STATES`].
+#[derive(Clone, Copy, Debug)]
+struct States {
+    list: [TcpState; MAX_STATES],
+    len: u8,
+}
+
+impl States {
+    const EMPTY: States = States { list: [TcpState::None; MAX_STATES], len: 0 };
+
+    fn as_slice(&self) -> &[TcpState] {
+        &self.list[..usize::from(self.len)]
+    }
+
+    fn push(&mut self, s: TcpState) {
+        let len = usize::from(self.len);
+        if self.as_slice().last() != Some(&s) && len < MAX_STATES {
+            self.list[len] = s;
+            self.len += 1;
         }
     }
 }
 
-/// A flow being followed.
+/// A flow being followed: what its [`FlowRecord`] will say, in place. Nothing here allocates
+/// (but `reasons`, which only notable packets fill), so following a flow costs no allocation;
+/// the record is built only if the flow is shown when it ends.
 struct Flow {
-    rec: FlowRecord,
+    /// The ORIGINAL tuple (for an entry-less flow, the tuple of its first packet).
+    tuple: Tuple,
+    created_frame: Option<FrameRef>,
+    created_by: Option<CreatedBy>,
+    partial: bool,
+    first_frame: FrameRef,
+    last_frame: FrameRef,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
+    frames: u64,
+    invalid: u64,
+    ignored: u64,
+    dropped: u64,
+    states: States,
+    reasons: BTreeMap<ReasonId, u64>,
     history: History,
-    /// The entry is known to be gone (an RST deleted it, conntrack killed it).
-    gone: Option<Ended>,
+    /// At least one packet was notable (INVALID, dropped, ignored or logged): the reports show
+    /// only such flows unless asked for all.
+    notable: bool,
     /// When the run last met the flow, and first met it: for eviction and for the final order.
+    /// (Each packet meets one flow, so no two flows share a value.)
     touched: u64,
     born: u64,
 }
 
 impl Flow {
-    fn finish(mut self, ended: Option<Ended>) -> FlowRecord {
-        self.rec.history = std::mem::take(&mut self.history.text);
-        // Entry-less flows have no entry to end.
-        self.rec.ended = if self.rec.created_frame.is_some() { ended } else { None };
-        self.rec
+    /// The flow a packet starts (before it is counted, see [`Flow::add`]).
+    fn start(obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) -> Flow {
+        let (tuple, created_frame, created_by, partial) = match b {
+            Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), !new),
+            Belongs::None => (seg.tuple, None, None, false),
+        };
+        let mut states = States::EMPTY;
+        if let (true, Some(e)) = (partial, &obs.verdict.entry) {
+            states.push(e.state);
+        }
+        Flow {
+            tuple,
+            created_frame,
+            created_by,
+            partial,
+            first_frame: obs.frame,
+            last_frame: obs.frame,
+            first_ts: obs.ts,
+            last_ts: obs.ts,
+            frames: 0,
+            invalid: 0,
+            ignored: 0,
+            dropped: 0,
+            states,
+            reasons: BTreeMap::new(),
+            history: History::EMPTY,
+            notable: false,
+            touched: clock,
+            born: clock,
+        }
+    }
+
+    /// Whether a packet of the flow's tuple belongs to this flow rather than starting another.
+    fn goes_on(&self, b: Belongs) -> bool {
+        match b {
+            Belongs::Entry { created, new, .. } => !new && self.created_frame == Some(created),
+            Belongs::None => self.created_frame.is_none(),
+        }
+    }
+
+    /// Counts a packet of the flow.
+    fn add(&mut self, obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) {
+        let v = &obs.verdict;
+        self.touched = clock;
+        // The creator of an entry knows better than the guess made from flags.
+        if let (Some(e), Belongs::Entry { .. }) = (&v.entry, b) {
+            self.created_by = Some(e.created_by);
+        }
+        self.frames += 1;
+        self.last_frame = obs.frame;
+        self.last_ts = obs.ts;
+        self.notable |= obs.is_notable();
+        if let (Some(s), Belongs::Entry { .. }) = (v.state_after, b) {
+            self.states.push(s);
+        }
+        let mark = match v.action {
+            Action::Invalid => {
+                self.invalid += 1;
+                Some(b'!')
+            }
+            Action::Drop => {
+                self.dropped += 1;
+                Some(b'!')
+            }
+            Action::Ignore => {
+                self.ignored += 1;
+                Some(b'~')
+            }
+            Action::Accept | Action::Skipped => None,
+        };
+        if let Some(reason) = &v.reason {
+            *self.reasons.entry(reason.id).or_default() += 1;
+        }
+        let dir = match b {
+            Belongs::Entry { .. } => v.dir.unwrap_or(Dir::Original),
+            Belongs::None if seg.tuple == self.tuple => Dir::Original,
+            Belongs::None => Dir::Reply,
+        };
+        let letter = History::letter(seg);
+        if letter == b'F' && seg.payload_len() > 0 && mark.is_none() {
+            // A FIN often carries the last data (as Zeek, the history says both).
+            self.history.push(b'D', dir, None);
+        }
+        self.history.push(letter, dir, mark);
+    }
+
+    /// Whether a report shows the flow: a notable one always, any with `all`.
+    fn shown(&self, all: bool) -> bool {
+        all || self.notable
+    }
+
+    /// Appends the flow's record to `done` if a report shows it.
+    fn emit(self, ended: Ended, all: bool, done: &mut Vec<FlowRecord>) {
+        if self.shown(all) {
+            done.push(self.record(ended));
+        }
+    }
+
+    fn record(self, ended: Ended) -> FlowRecord {
+        FlowRecord {
+            kind: "flow",
+            flow: self.tuple,
+            created_frame: self.created_frame,
+            created_by: self.created_by,
+            partial: self.partial,
+            first_frame: self.first_frame,
+            last_frame: self.last_frame,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            frames: self.frames,
+            states: self.states.as_slice().to_vec(),
+            invalid: self.invalid,
+            ignored: self.ignored,
+            dropped: self.dropped,
+            reasons: self.reasons,
+            // Entry-less flows have no entry to end.
+            ended: self.created_frame.map(|_| ended),
+            history: self.history.text(),
+        }
     }
 }
 
@@ -228,30 +400,79 @@ pub(crate) fn belongs(obs: &Observation<'_>, seg: &Segment) -> Belongs {
     }
 }
 
-/// The same key for both directions of a tuple.
-fn canonical(t: Tuple) -> Tuple {
-    t.min(t.reversed())
-}
-
-/// Follows every tuple's entries through a run.
-pub struct FlowTracker {
-    /// (The conntrack table's fast hasher: a lookup per packet. Nothing depends on the map's
-    /// order: eviction and the final flush sort.)
-    active: HashMap<Tuple, Flow, FixedState>,
-    cap: usize,
-    clock: u64,
-}
-
-impl Default for FlowTracker {
-    fn default() -> Self {
-        FlowTracker::new(MAX_ACTIVE_FLOWS)
+/// How the entry a packet met ended with that packet, if it did: conntrack deletes an entry
+/// whose only answer was an RST (the tracker's `!seen_reply` rule), and 2.6.18 kills an
+/// out-of-sync one.
+fn deleted_by(obs: &Observation<'_>, seg: &Segment) -> Option<Ended> {
+    match (obs.verdict.action, &obs.verdict.entry) {
+        (Action::Drop, Some(_)) => Some(Ended::Killed),
+        (Action::Accept, Some(e)) if seg.flags.rst() && !e.seen_reply => Some(Ended::Rst),
+        _ => None,
     }
 }
 
+/// The open flows, each in a slot that stays put while it is followed.
+///
+/// Why not whole flows in the map: a map that churns (inserts and removes) at around 100 000
+/// entries ends up with 262 144 buckets, as its tombstones make it grow rather than rehash in
+/// place; with ~300-byte flows in its buckets that is 88 MB (and 132 MB while it grows). The
+/// map holds slot numbers instead, and the slots only as many flows as are open.
+#[derive(Default)]
+struct Slots {
+    flows: Vec<Option<Flow>>,
+    /// Empty slots, reused before the vector grows.
+    free: Vec<u32>,
+}
+
+impl Slots {
+    fn insert(&mut self, flow: Flow) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.flows[i as usize] = Some(flow);
+                i
+            }
+            None => {
+                self.flows.push(Some(flow));
+                u32::try_from(self.flows.len() - 1).expect("fewer than 2^32 open flows")
+            }
+        }
+    }
+
+    fn get_mut(&mut self, i: u32) -> &mut Flow {
+        self.flows[i as usize].as_mut().expect("a slot of an open flow")
+    }
+
+    fn remove(&mut self, i: u32) -> Flow {
+        let flow = self.flows[i as usize].take().expect("a slot of an open flow");
+        self.free.push(i);
+        flow
+    }
+
+    /// The open flows and their slots.
+    fn iter(&self) -> impl Iterator<Item = (u32, &Flow)> {
+        // (Slot numbers fit: `insert` checked.)
+        self.flows.iter().enumerate().filter_map(|(i, f)| Some((i as u32, f.as_ref()?)))
+    }
+}
+
+/// Follows every tuple's entries through a run, and emits the flows a report shows.
+pub struct FlowTracker {
+    /// The slot of each open flow by connection, both directions one key. (The conntrack
+    /// table's key and fast hasher: a lookup per packet. Nothing depends on the map's order:
+    /// eviction and the final flush sort.)
+    index: HashMap<FlowKey, u32, FixedState>,
+    slots: Slots,
+    cap: usize,
+    /// Emit every flow, not only the notable ones (`--all`).
+    all: bool,
+    clock: u64,
+}
+
 impl FlowTracker {
-    /// `cap`: open flows kept before the least recently seen are emitted early.
-    pub fn new(cap: usize) -> Self {
-        FlowTracker { active: HashMap::default(), cap: cap.max(1), clock: 0 }
+    /// `cap`: open flows kept before the least recently seen are emitted early. `all`: emit
+    /// every flow; otherwise only those with a notable packet become records.
+    pub fn new(cap: usize, all: bool) -> Self {
+        FlowTracker { index: HashMap::default(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
     }
 
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
@@ -261,120 +482,29 @@ impl FlowTracker {
         if obs.skip.is_some() {
             return; // conntrack never saw it (--truncated skip)
         }
-        let v = &obs.verdict;
-        let key = canonical(seg.tuple);
         let b = belongs(obs, seg);
         self.clock += 1;
+        let (clock, all) = (self.clock, self.all);
 
-        if let Some(cur) = self.active.get(&key) {
-            let goes_on = match b {
-                Belongs::Entry { created, new, .. } => !new && cur.rec.created_frame == Some(created),
-                Belongs::None => cur.rec.created_frame.is_none(),
-            };
-            if !goes_on {
-                let cur = self.active.remove(&key).expect("just found");
-                let reopened = v.replaced.is_some_and(|r| Some(r.created_frame) == cur.rec.created_frame);
-                let ended = if reopened { Ended::Reopened } else { cur.gone.unwrap_or(Ended::Expired) };
-                done.push(cur.finish(Some(ended)));
+        let entry = match self.index.entry(FlowKey::of(&seg.tuple)) {
+            Entry::Occupied(entry) => {
+                let flow = self.slots.get_mut(*entry.get());
+                if !flow.goes_on(b) {
+                    // The tuple has another entry now: the one followed so far is over.
+                    let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
+                    let reopened = obs.verdict.replaced.is_some_and(|r| Some(r.created_frame) == old.created_frame);
+                    old.emit(if reopened { Ended::Reopened } else { Ended::Expired }, all, done);
+                }
+                entry
             }
-        }
-
-        let clock = self.clock;
-        let flow = self.active.entry(key).or_insert_with(|| {
-            let (flow, created_frame, created_by, partial) = match b {
-                Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), !new),
-                Belongs::None => (seg.tuple, None, None, false),
-            };
-            let mut states = Vec::new();
-            if let (true, Some(e)) = (partial, &v.entry) {
-                states.push(e.state);
-            }
-            Flow {
-                rec: FlowRecord {
-                    kind: "flow",
-                    flow,
-                    created_frame,
-                    created_by,
-                    partial,
-                    first_frame: obs.frame,
-                    last_frame: obs.frame,
-                    first_ts: obs.ts,
-                    last_ts: obs.ts,
-                    frames: 0,
-                    states,
-                    invalid: 0,
-                    ignored: 0,
-                    dropped: 0,
-                    reasons: BTreeMap::new(),
-                    ended: None,
-                    history: String::new(),
-                    notable: false,
-                },
-                history: History::default(),
-                gone: None,
-                touched: clock,
-                born: clock,
-            }
-        });
-
-        flow.touched = clock;
-        let r = &mut flow.rec;
-        // The creator of an entry knows better than the guess made from flags.
-        if let (Some(e), Belongs::Entry { .. }) = (&v.entry, b) {
-            r.created_by = Some(e.created_by);
-        }
-        r.frames += 1;
-        r.last_frame = obs.frame;
-        r.last_ts = obs.ts;
-        r.notable |= obs.is_notable();
-        if let (Some(s), Belongs::Entry { .. }) = (v.state_after, b)
-            && r.states.last() != Some(&s)
-            && r.states.len() < MAX_STATES
-        {
-            r.states.push(s);
-        }
-        let mark = match v.action {
-            Action::Invalid => {
-                r.invalid += 1;
-                Some('!')
-            }
-            Action::Drop => {
-                r.dropped += 1;
-                Some('!')
-            }
-            Action::Ignore => {
-                r.ignored += 1;
-                Some('~')
-            }
-            Action::Accept | Action::Skipped => None,
+            Entry::Vacant(entry) => entry.insert_entry(self.slots.insert(Flow::start(obs, seg, b, clock))),
         };
-        if let Some(reason) = &v.reason {
-            *r.reasons.entry(reason.id).or_default() += 1;
-        }
-        let dir = match b {
-            Belongs::Entry { .. } => v.dir.unwrap_or(Dir::Original),
-            Belongs::None if seg.tuple == r.flow => Dir::Original,
-            Belongs::None => Dir::Reply,
-        };
-        let letter = History::letter(seg);
-        if letter == 'F' && seg.payload_len() > 0 && mark.is_none() {
-            // A FIN often carries the last data (as Zeek, the history says both).
-            flow.history.push('D', dir, None);
-        }
-        flow.history.push(letter, dir, mark);
+        self.slots.get_mut(*entry.get()).add(obs, seg, b, clock);
 
-        // The entry is gone after this packet: conntrack deletes an entry whose only answer was
-        // an RST (the tracker's `!seen_reply` rule), and 2.6.18 kills an out-of-sync one.
-        let gone = match (v.action, &v.entry) {
-            (Action::Drop, Some(_)) => Some(Ended::Killed),
-            (Action::Accept, Some(e)) if seg.flags.rst() && !e.seen_reply => Some(Ended::Rst),
-            _ => None,
-        };
-        if gone.is_some() {
+        if let Some(ended) = deleted_by(obs, seg) {
             // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
-            let f = self.active.remove(&key).expect("just inserted");
-            done.push(f.finish(gone));
-        } else if self.active.len() > self.cap {
+            self.slots.remove(entry.remove()).emit(ended, all, done);
+        } else if self.index.len() > self.cap {
             self.evict(done);
         }
     }
@@ -382,27 +512,29 @@ impl FlowTracker {
     /// Emits the least recently seen tenth of the open flows (at least one), oldest first:
     /// batches make the sort rare, and an idle flow is the one most likely to be over anyway.
     fn evict(&mut self, done: &mut Vec<FlowRecord>) {
-        let n = (self.cap / 10).max(1).min(self.active.len());
-        let mut by_age: Vec<(u64, Tuple)> = self.active.iter().map(|(k, f)| (f.touched, *k)).collect();
+        let n = (self.cap / 10).max(1).min(self.index.len());
+        // From the slots in their order, not through the map: it would visit them at random.
+        let mut by_age: Vec<(u64, u32)> = self.slots.iter().map(|(i, f)| (f.touched, i)).collect();
         by_age.select_nth_unstable(n - 1);
         by_age.truncate(n);
         by_age.sort_unstable();
-        for (_, key) in by_age {
-            let f = self.active.remove(&key).expect("listed from the map");
-            done.push(f.finish(Some(Ended::Evicted)));
+        for (_, i) in by_age {
+            let flow = self.slots.remove(i);
+            let slot = self.index.remove(&FlowKey::of(&flow.tuple));
+            debug_assert_eq!(slot, Some(i), "a flow's key is its tuple's");
+            flow.emit(Ended::Evicted, self.all, done);
         }
     }
 
-    /// The flows still open at the end of the run, in the order the run first met them.
+    /// The flows still open at the end of the run that a report shows, in the order the run
+    /// first met them.
     pub fn finish(&mut self) -> Vec<FlowRecord> {
-        let mut open: Vec<Flow> = self.active.drain().map(|(_, f)| f).collect();
+        let all = self.all;
+        self.index = HashMap::default(); // freed before the records are built
+        let slots = std::mem::take(&mut self.slots);
+        let mut open: Vec<Flow> = slots.flows.into_iter().flatten().filter(|f| f.shown(all)).collect();
         open.sort_unstable_by_key(|f| f.born);
-        open.into_iter()
-            .map(|f| {
-                let ended = f.gone.unwrap_or(Ended::Open);
-                f.finish(Some(ended))
-            })
-            .collect()
+        open.into_iter().map(|f| f.record(Ended::Open)).collect()
     }
 }
 
@@ -410,7 +542,6 @@ impl FlowTracker {
 /// `max`, in the order they are emitted; the rest are only counted.
 pub struct FlowRows {
     tracker: FlowTracker,
-    all: bool,
     max: usize,
     pub rows: Vec<FlowRecord>,
     pub omitted: u64,
@@ -422,7 +553,7 @@ pub const MAX_FLOW_ROWS: usize = 1_000;
 
 impl FlowRows {
     pub fn new(all: bool, max: usize) -> Self {
-        FlowRows { tracker: FlowTracker::default(), all, max, rows: Vec::new(), omitted: 0, done: Vec::new() }
+        FlowRows { tracker: FlowTracker::new(MAX_ACTIVE_FLOWS, all), max, rows: Vec::new(), omitted: 0, done: Vec::new() }
     }
 
     pub fn packet(&mut self, obs: &Observation<'_>) {
@@ -438,7 +569,7 @@ impl FlowRows {
     }
 
     fn keep(&mut self, flows: Vec<FlowRecord>) {
-        for f in flows.into_iter().filter(|f| f.shown(self.all)) {
+        for f in flows {
             if self.rows.len() < self.max {
                 self.rows.push(f);
             } else {
@@ -454,15 +585,20 @@ mod tests {
     use crate::report::test_support::TestFrame;
     use crate::verdict::ReasonId;
 
-    /// Runs frames through a tracker: the flows in the order they are emitted, open ones last.
-    fn flows(cap: usize, frames: &[TestFrame]) -> Vec<FlowRecord> {
-        let mut t = FlowTracker::new(cap);
+    /// Runs frames through a tracker: the flows in the order they are emitted, open ones last
+    /// (every flow with `all`, else only the notable ones).
+    fn flows_shown(cap: usize, all: bool, frames: &[TestFrame]) -> Vec<FlowRecord> {
+        let mut t = FlowTracker::new(cap, all);
         let mut done = Vec::new();
         for f in frames {
             t.packet(&f.obs(), &mut done);
         }
         done.extend(t.finish());
         done
+    }
+
+    fn flows(cap: usize, frames: &[TestFrame]) -> Vec<FlowRecord> {
+        flows_shown(cap, true, frames)
     }
 
     fn creates(f: TestFrame, state: TcpState) -> TestFrame {
@@ -515,7 +651,6 @@ mod tests {
         assert_eq!(old.states, [SynSent, SynRecv, Established, Close]);
         assert_eq!(old.history, "ShADR");
         assert_eq!(old.ended, Some(Ended::Expired), "a later packet created a new entry: the old one timed out");
-        assert!(!old.notable);
 
         assert_eq!(stray.flow.to_string(), "10.0.0.2:80>10.0.0.1:40000", "the ORIGINAL direction is the stray's");
         assert_eq!((stray.created_frame.unwrap().number, stray.created_by), (20, Some(CreatedBy::Pickup)));
@@ -523,7 +658,6 @@ mod tests {
         assert_eq!(stray.reasons[&ReasonId::SynMeetsReversedEntry], 2);
         assert_eq!(stray.history, "Ds!", "the client's SYNs arrive in the reply direction, and collapse");
         assert_eq!(stray.ended, Some(Ended::Open));
-        assert!(stray.notable);
 
         let json = serde_json::to_value(stray).unwrap();
         assert_eq!(json["type"], "flow");
@@ -535,6 +669,10 @@ mod tests {
         assert_eq!(json["ended"], "open");
         assert!((json["first_ts"].as_f64().unwrap() - 1_700_000_020.000_25).abs() < 1e-6);
         assert!(json.get("notable").is_none());
+
+        let shown = flows_shown(100, false, &stale_tuple());
+        assert_eq!(shown.len(), 1, "without all, only the flow with INVALID packets");
+        assert_eq!(shown[0].created_frame.unwrap().number, 20);
     }
 
     #[test]
@@ -571,29 +709,30 @@ mod tests {
 
     #[test]
     fn history_collapses_and_starts_over_after_trouble() {
-        let mut h = History::default();
+        let mut h = History::EMPTY;
         for (l, d, m) in [
-            ('S', Dir::Original, None),
-            ('H', Dir::Reply, None),
-            ('A', Dir::Original, None),
-            ('D', Dir::Original, None),
-            ('D', Dir::Reply, None),
-            ('D', Dir::Original, None), // once per direction
-            ('A', Dir::Reply, None),
-            ('S', Dir::Original, Some('~')),
-            ('S', Dir::Original, Some('~')), // a run of the same trouble
-            ('H', Dir::Reply, None),         // seen before, but after trouble: written again
-            ('A', Dir::Original, None),
-            ('S', Dir::Original, Some('~')), // not a run any more
+            (b'S', Dir::Original, None),
+            (b'H', Dir::Reply, None),
+            (b'A', Dir::Original, None),
+            (b'D', Dir::Original, None),
+            (b'D', Dir::Reply, None),
+            (b'D', Dir::Original, None), // once per direction
+            (b'A', Dir::Reply, None),
+            (b'S', Dir::Original, Some(b'~')),
+            (b'S', Dir::Original, Some(b'~')), // a run of the same trouble
+            (b'H', Dir::Reply, None),          // seen before, but after trouble: written again
+            (b'A', Dir::Original, None),
+            (b'S', Dir::Original, Some(b'~')), // not a run any more
         ] {
             h.push(l, d, m);
         }
-        assert_eq!(h.text, "ShADdaS~hAS~");
-        let mut long = History::default();
+        assert_eq!(h.text(), "ShADdaS~hAS~");
+        let mut long = History::EMPTY;
         for i in 0..100 {
-            long.push('A', if i % 2 == 0 { Dir::Original } else { Dir::Reply }, Some('!'));
+            long.push(b'A', if i % 2 == 0 { Dir::Original } else { Dir::Reply }, Some(b'!'));
         }
-        assert!(long.text.ends_with('…') && long.text.chars().count() <= MAX_HISTORY + 1, "{}", long.text);
+        let text = long.text();
+        assert!(text.ends_with('…') && text.chars().count() <= MAX_HISTORY + 1, "{text}");
     }
 
     #[test]
@@ -606,11 +745,11 @@ mod tests {
                 f
             })
             .collect();
-        let mut t = FlowTracker::new(4);
+        let mut t = FlowTracker::new(4, true);
         let mut done = Vec::new();
         for f in &frames {
             t.packet(&f.obs(), &mut done);
-            assert!(t.active.len() <= 4);
+            assert!(t.index.len() <= 4);
         }
         assert_eq!(done.len(), 6);
         assert!(done.iter().all(|f| f.ended == Some(Ended::Evicted)));
@@ -618,6 +757,30 @@ mod tests {
         assert_eq!(evicted, [1, 2, 3, 4, 5, 6], "least recently seen first");
         let open: Vec<u64> = t.finish().iter().map(|f| f.first_frame.number).collect();
         assert_eq!(open, [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn without_all_the_notable_flows_come_as_with_all() {
+        // ten connections with room for four; the odd ones have an INVALID packet
+        let mut frames = Vec::new();
+        for n in 1..=10 {
+            let port = |mut f: TestFrame| {
+                f.segment.as_mut().unwrap().tuple.sport = 40000 + n as u16;
+                f
+            };
+            frames.push(port(creates(TestFrame::tcp(n, "S"), TcpState::SynSent)));
+            if n % 2 == 1 {
+                let syn = met(TestFrame::tcp(n, "S"), n, CreatedBy::Syn, Dir::Original, TcpState::SynSent, TcpState::SynSent);
+                frames.push(port(syn.invalid(ReasonId::StateTableInvalid, &[])));
+            }
+        }
+        let json = |flows: Vec<FlowRecord>| -> Vec<String> { flows.iter().map(|f| serde_json::to_string(f).unwrap()).collect() };
+        let all = flows_shown(4, true, &frames);
+        let ended: Vec<Option<Ended>> = all.iter().map(|f| f.ended).collect();
+        assert!(ended.contains(&Some(Ended::Evicted)) && ended.contains(&Some(Ended::Open)), "{ended:?}");
+        let notable = json(all.into_iter().filter(|f| f.invalid > 0).collect());
+        assert_eq!(notable.len(), 5);
+        assert_eq!(json(flows_shown(4, false, &frames)), notable);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! only open once `packets` is closed: they wait in a temporary file, not in memory. Only the
 //! input errors, a handful at most, are kept until the end.
 
-use super::flows::{FlowRecord, FlowTracker};
+use super::flows::{FlowRecord, FlowTracker, MAX_ACTIVE_FLOWS};
 use super::record::{ErrorRecord, PacketRecord};
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
@@ -58,7 +58,7 @@ impl<W: Write> JsonDocument<W> {
             several_files: false,
             packets: 0,
             errors: Vec::new(),
-            flows: FlowTracker::default(),
+            flows: FlowTracker::new(MAX_ACTIVE_FLOWS, all),
             ended: Vec::new(),
             spool: None,
             spooled: 0,
@@ -66,8 +66,7 @@ impl<W: Write> JsonDocument<W> {
     }
 
     fn spool(&mut self, flows: Vec<FlowRecord>) -> io::Result<()> {
-        let all = self.all;
-        for f in flows.iter().filter(|f| f.shown(all)) {
+        for f in &flows {
             let spool = match &mut self.spool {
                 Some(s) => s,
                 None => self.spool.insert(BufWriter::new(tempfile::tempfile()?)),

@@ -3,7 +3,7 @@
 //! immediately. A `flow` message comes as soon as the flow's end is known (before the packet that
 //! revealed it), the flows still open at the end just before the summary.
 
-use super::flows::{FlowRecord, FlowTracker};
+use super::flows::{FlowRecord, FlowTracker, MAX_ACTIVE_FLOWS};
 use super::record::{ErrorRecord, PacketRecord};
 use crate::capture::CaptureError;
 use crate::engine::{Observation, RunInfo, Sink, Summary};
@@ -22,12 +22,11 @@ pub struct JsonLines<W: Write> {
 
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W, all: bool) -> Self {
-        JsonLines { out, all, several_files: false, flows: FlowTracker::default(), ended: Vec::new() }
+        JsonLines { out, all, several_files: false, flows: FlowTracker::new(MAX_ACTIVE_FLOWS, all), ended: Vec::new() }
     }
 
     fn flow_lines(&mut self, flows: Vec<FlowRecord>) -> io::Result<()> {
-        let all = self.all;
-        for f in flows.iter().filter(|f| f.shown(all)) {
+        for f in &flows {
             self.line(f)?;
         }
         Ok(())
