@@ -269,6 +269,11 @@ pub enum EngineError {
     Output(#[from] io::Error),
 }
 
+/// Addresses `--vantage auto` learns as the capturing host's, at most. A host has a few; a
+/// capture that shows thousands is not one host's (e.g. forwarded traffic marked outbound), and
+/// the set must not grow with a hostile capture.
+pub const MAX_LOCAL_ADDRESSES: usize = 4096;
+
 /// Decides the hook of each packet.
 struct VantageState {
     mode: Vantage,
@@ -284,7 +289,8 @@ impl VantageState {
                 if addrs.contains(&src) { Hook::LocalOut } else { Hook::PreRouting }
             }
             Vantage::Auto => {
-                if seg.link_direction == Some(LinkDirection::Outbound) || seg.checksum == ChecksumStatus::Partial {
+                let looks_local = seg.link_direction == Some(LinkDirection::Outbound) || seg.checksum == ChecksumStatus::Partial;
+                if looks_local && self.local.len() < MAX_LOCAL_ADDRESSES {
                     self.local.insert(src);
                 }
                 if self.local.contains(&src) { Hook::LocalOut } else { Hook::PreRouting }
@@ -615,5 +621,30 @@ impl FailPolicy {
             return false;
         }
         self.fail_on.is_empty() || id.is_some_and(|id| self.fail_on.contains(&id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_support::TestFrame;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn auto_vantage_learns_a_bounded_set_of_local_addresses() {
+        let mut v = VantageState { mode: Vantage::Auto, local: BTreeSet::new() };
+        let mut seg = TestFrame::tcp(1, "S").segment.unwrap();
+        seg.checksum = ChecksumStatus::Partial;
+        for n in 0..(MAX_LOCAL_ADDRESSES as u32 + 10) {
+            seg.tuple.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
+            v.hook(&seg);
+        }
+        assert_eq!(v.local.len(), MAX_LOCAL_ADDRESSES);
+        // a learnt address is judged at OUTPUT, one past the bound at PRE_ROUTING
+        seg.checksum = ChecksumStatus::Good;
+        seg.tuple.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000));
+        assert_eq!(v.hook(&seg), Hook::LocalOut);
+        seg.tuple.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + MAX_LOCAL_ADDRESSES as u32));
+        assert_eq!(v.hook(&seg), Hook::PreRouting);
     }
 }
