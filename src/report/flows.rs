@@ -17,9 +17,10 @@ use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Serialize, Serializer};
-use std::collections::hash_map::{Entry, HashMap};
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 /// Open flows kept before the least recently seen are emitted early.
 pub const MAX_ACTIVE_FLOWS: usize = 100_000;
@@ -306,10 +307,13 @@ struct Cold {
 /// hold, and packets come to them at random, so each line of a flow a packet touches is
 /// likely a miss. An ordinary packet only counts itself and finds that its history and states
 /// do not change; all it reads and writes is in [`Hot`], the first cache line of the flow
-/// (the struct is aligned to a line). Everything else is in [`Cold`], after it.
+/// (the struct is aligned to a line). The key the index compares comes next, in the second
+/// line; everything else is in [`Cold`], after it.
 #[repr(C)]
 struct Flow {
     hot: Hot,
+    /// The key of `cold.tuple`, both directions one key.
+    key: FlowKey,
     cold: Cold,
 }
 
@@ -326,6 +330,7 @@ impl Flow {
             states.push(&mut state_list, e.state);
         }
         Flow {
+            key: FlowKey::of(&seg.tuple),
             hot: Hot {
                 touched: clock,
                 frames: 0,
@@ -364,7 +369,7 @@ impl Flow {
     /// Counts a packet of the flow.
     fn add(&mut self, obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) {
         let v = &obs.verdict;
-        let Flow { hot, cold } = self;
+        let Flow { hot, cold, .. } = self;
         hot.touched = clock;
         // The creator of an entry knows better than the guess made from flags.
         if let (Some(e), Belongs::Entry { .. }) = (&v.entry, b) {
@@ -421,7 +426,7 @@ impl Flow {
     }
 
     fn record(self, ended: Ended) -> FlowRecord {
-        let Flow { hot, cold } = self;
+        let Flow { hot, cold, .. } = self;
         FlowRecord {
             kind: "flow",
             flow: cold.tuple,
@@ -506,6 +511,10 @@ impl Slots {
         }
     }
 
+    fn get(&self, i: u32) -> &Flow {
+        self.flows[i as usize].as_ref().expect("a slot of an open flow")
+    }
+
     fn get_mut(&mut self, i: u32) -> &mut Flow {
         self.flows[i as usize].as_mut().expect("a slot of an open flow")
     }
@@ -523,12 +532,34 @@ impl Slots {
     }
 }
 
+/// What the index holds for an open flow: its slot, and its key's hash, so that probing and
+/// growing the index never read the slots (as in the conntrack table's index). At 8 bytes a
+/// flow, the index of [`MAX_ACTIVE_FLOWS`] flows is ~2 MB and mostly stays in the caches, where
+/// a map holding the 40-byte keys was ~12 MB; the key is compared in the slot
+/// ([`Flow::key`]), whose hot line the packet then touches anyway.
+#[derive(Clone, Copy, Debug)]
+struct Indexed {
+    slot: u32,
+    hash: u32,
+}
+
+/// The conntrack table's fast hash of a key, folded to the 32 bits the index keeps.
+fn hash32(key: &FlowKey) -> u32 {
+    let h = FixedState::default().hash_one(key);
+    (h ^ (h >> 32)) as u32
+}
+
+/// The 64-bit hash the index works with: hashbrown takes the bucket from the low bits and a
+/// tag from the top seven, so the 32 bits go to both halves.
+fn wide(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
 /// Follows every tuple's entries through a run, and emits the flows a report shows.
 pub struct FlowTracker {
-    /// The slot of each open flow by connection, both directions one key. (The conntrack
-    /// table's key and fast hasher: a lookup per packet. Nothing depends on the map's order:
-    /// eviction and the final flush sort.)
-    index: HashMap<FlowKey, u32, FixedState>,
+    /// The slot of each open flow by connection, both directions one key: a lookup per packet.
+    /// (Nothing depends on the index's order: eviction and the final flush sort.)
+    index: HashTable<Indexed>,
     slots: Slots,
     cap: usize,
     /// Emit every flow, not only the notable ones (`--all`).
@@ -540,7 +571,7 @@ impl FlowTracker {
     /// `cap`: open flows kept before the least recently seen are emitted early. `all`: emit
     /// every flow; otherwise only those with a notable packet become records.
     pub fn new(cap: usize, all: bool) -> Self {
-        FlowTracker { index: HashMap::default(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
+        FlowTracker { index: HashTable::new(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
     }
 
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
@@ -554,9 +585,13 @@ impl FlowTracker {
         self.clock += 1;
         let (clock, all) = (self.clock, self.all);
 
-        let entry = match self.index.entry(FlowKey::of(&seg.tuple)) {
+        let key = FlowKey::of(&seg.tuple);
+        let hash = hash32(&key);
+        let slots = &self.slots;
+        let entry = self.index.entry(wide(hash), |i| i.hash == hash && slots.get(i.slot).key == key, |i| wide(i.hash));
+        let entry = match entry {
             Entry::Occupied(entry) => {
-                let flow = self.slots.get_mut(*entry.get());
+                let flow = self.slots.get_mut(entry.get().slot);
                 if !flow.goes_on(b) {
                     // The tuple has another entry now: the one followed so far is over.
                     let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
@@ -565,13 +600,16 @@ impl FlowTracker {
                 }
                 entry
             }
-            Entry::Vacant(entry) => entry.insert_entry(self.slots.insert(Flow::start(obs, seg, b, clock))),
+            Entry::Vacant(entry) => {
+                let slot = self.slots.insert(Flow::start(obs, seg, b, clock));
+                entry.insert(Indexed { slot, hash })
+            }
         };
-        self.slots.get_mut(*entry.get()).add(obs, seg, b, clock);
+        self.slots.get_mut(entry.get().slot).add(obs, seg, b, clock);
 
         if let Some(ended) = deleted_by(obs, seg) {
             // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
-            self.slots.remove(entry.remove()).emit(ended, all, done);
+            self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
         } else if self.index.len() > self.cap {
             self.evict(done);
         }
@@ -588,8 +626,8 @@ impl FlowTracker {
         by_age.sort_unstable();
         for (_, i) in by_age {
             let flow = self.slots.remove(i);
-            let slot = self.index.remove(&FlowKey::of(&flow.cold.tuple));
-            debug_assert_eq!(slot, Some(i), "a flow's key is its tuple's");
+            let indexed = self.index.find_entry(wide(hash32(&flow.key)), |e| e.slot == i);
+            indexed.expect("an open flow is indexed under its key").remove();
             flow.emit(Ended::Evicted, self.all, done);
         }
     }
@@ -598,7 +636,7 @@ impl FlowTracker {
     /// first met them.
     pub fn finish(&mut self) -> Vec<FlowRecord> {
         let all = self.all;
-        self.index = HashMap::default(); // freed before the records are built
+        self.index = HashTable::new(); // freed before the records are built
         let slots = std::mem::take(&mut self.slots);
         let mut open: Vec<Flow> = slots.flows.into_iter().flatten().filter(|f| f.shown(all)).collect();
         open.sort_unstable_by_key(|f| f.cold.born);
