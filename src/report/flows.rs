@@ -17,9 +17,10 @@ use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Serialize, Serializer};
-use std::collections::hash_map::{Entry, HashMap};
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 /// Open flows kept before the least recently seen are emitted early.
 pub const MAX_ACTIVE_FLOWS: usize = 100_000;
@@ -107,9 +108,12 @@ fn secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
 /// responder; see `docs/output.md` for the alphabet and the collapsing rules. Kept as ASCII in
 /// place (no allocation while a flow is followed); the `…` of a full history is only added when
 /// the record is built.
-#[derive(Clone, Debug)]
+///
+/// Split in two for the cache (see [`Flow`]): this part decides whether a packet writes anything
+/// and is read by every packet; the text itself ([`HistoryText`]) is only touched when a token is
+/// written, which collapsing makes rare.
+#[derive(Clone, Copy, Debug)]
 struct History {
-    text: [u8; MAX_HISTORY],
     len: u8,
     /// Unmarked letters already written since the last marked one, one bit per (letter, dir).
     seen: u16,
@@ -121,11 +125,13 @@ struct History {
     full: bool,
 }
 
+/// The letters of a [`History`], its first `len` bytes.
+type HistoryText = [u8; MAX_HISTORY];
+
 const LETTERS: &[u8] = b"SHAFRDN";
 
 impl History {
-    const EMPTY: History =
-        History { text: [0; MAX_HISTORY], len: 0, seen: 0, last_marked: None, marked_last: false, full: false };
+    const EMPTY: History = History { len: 0, seen: 0, last_marked: None, marked_last: false, full: false };
 
     /// The letter of a packet: the class that matters most to conntrack (RST over SYN over FIN,
     /// as its state table ranks them), then data, then a bare ACK, `N` for none of these. (The
@@ -148,7 +154,7 @@ impl History {
     }
 
     /// `mark`: `!` INVALID or dropped, `~` ignored.
-    fn push(&mut self, letter: u8, dir: Dir, mark: Option<u8>) {
+    fn push(&mut self, text: &mut HistoryText, letter: u8, dir: Dir, mark: Option<u8>) {
         if self.full {
             return;
         }
@@ -163,7 +169,7 @@ impl History {
                 self.marked_last = true;
                 // What follows trouble is worth seeing again, so letters start over.
                 self.seen = 0;
-                self.write(&[c, m]);
+                self.write(text, &[c, m]);
             }
             None => {
                 // Zeek's rule: a letter once per direction, so a long healthy transfer stays short.
@@ -174,15 +180,15 @@ impl History {
                 }
                 self.seen |= bit;
                 self.marked_last = false;
-                self.write(&[c]);
+                self.write(text, &[c]);
             }
         }
     }
 
     /// Appends a token whole, or, when it does not fit, ends the history.
-    fn write(&mut self, token: &[u8]) {
+    fn write(&mut self, text: &mut HistoryText, token: &[u8]) {
         let len = usize::from(self.len);
-        match self.text.get_mut(len..len + token.len()) {
+        match text.get_mut(len..len + token.len()) {
             Some(room) => {
                 room.copy_from_slice(token);
                 self.len += token.len() as u8; // within MAX_HISTORY
@@ -191,8 +197,8 @@ impl History {
         }
     }
 
-    fn text(&self) -> String {
-        let ascii = &self.text[..usize::from(self.len)];
+    fn text(&self, text: &HistoryText) -> String {
+        let ascii = &text[..usize::from(self.len)];
         let mut s: String = ascii.iter().map(|&b| char::from(b)).collect();
         if self.full {
             s.push('…');
@@ -202,148 +208,214 @@ impl History {
 }
 
 /// The states an entry passed through, in order, in place: each different from the one before,
-/// at most [`MAX_STATES`].
+/// at most [`MAX_STATES`]. Split as [`History`] is: the length and a copy of the last state
+/// decide whether a packet adds one; the list ([`StateList`]) is only written when it does.
 #[derive(Clone, Copy, Debug)]
 struct States {
-    list: [TcpState; MAX_STATES],
     len: u8,
+    /// The list's last state (`None` while it is empty).
+    last: Option<TcpState>,
 }
 
-impl States {
-    const EMPTY: States = States { list: [TcpState::None; MAX_STATES], len: 0 };
+/// The states of a [`States`], its first `len`.
+type StateList = [TcpState; MAX_STATES];
 
-    fn as_slice(&self) -> &[TcpState] {
-        &self.list[..usize::from(self.len)]
+impl States {
+    const EMPTY: States = States { len: 0, last: None };
+
+    fn as_slice<'a>(&self, list: &'a StateList) -> &'a [TcpState] {
+        &list[..usize::from(self.len)]
     }
 
-    fn push(&mut self, s: TcpState) {
+    fn push(&mut self, list: &mut StateList, s: TcpState) {
         let len = usize::from(self.len);
-        if self.as_slice().last() != Some(&s) && len < MAX_STATES {
-            self.list[len] = s;
+        if self.last != Some(s) && len < MAX_STATES {
+            list[len] = s;
             self.len += 1;
+            self.last = Some(s);
         }
     }
+}
+
+/// A [`FrameRef`] in 12 bytes rather than 16 (its padding packed away), so that the two a
+/// packet reads fit [`Hot`]. Its fields are only ever copied, never borrowed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, packed(4))]
+struct Frame {
+    number: u64,
+    file: u32,
+}
+
+impl From<FrameRef> for Frame {
+    fn from(f: FrameRef) -> Frame {
+        Frame { number: f.number, file: f.file }
+    }
+}
+
+impl From<Frame> for FrameRef {
+    fn from(f: Frame) -> FrameRef {
+        FrameRef { number: f.number, file: f.file }
+    }
+}
+
+/// What an ordinary packet of a flow reads and writes, in one cache line (see [`Flow`]).
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Hot {
+    /// When the run last met the flow: for eviction. (Each packet meets one flow, so no two
+    /// flows share a value.)
+    touched: u64,
+    frames: u64,
+    last_ts: Timestamp,
+    last_frame: Frame,
+    /// The frame that created the entry; `None` for an entry-less flow. Read by every packet
+    /// ([`Flow::goes_on`]).
+    created_frame: Option<Frame>,
+    created_by: Option<CreatedBy>,
+    /// At least one packet was notable (INVALID, dropped, ignored or logged): the reports show
+    /// only such flows unless asked for all.
+    notable: bool,
+    history: History,
+    states: States,
+}
+
+const _: () = assert!(std::mem::size_of::<Hot>() == 64, "a flow's hot part is one cache line");
+
+/// The rest of a flow: written when it starts, when a packet is INVALID, ignored or dropped, or
+/// when its history or states get a new entry.
+struct Cold {
+    /// The ORIGINAL tuple (for an entry-less flow, the tuple of its first packet).
+    tuple: Tuple,
+    partial: bool,
+    first_frame: FrameRef,
+    first_ts: Timestamp,
+    invalid: u64,
+    ignored: u64,
+    dropped: u64,
+    reasons: BTreeMap<ReasonId, u64>,
+    history: HistoryText,
+    states: StateList,
+    /// When the run first met the flow: for the final order.
+    born: u64,
 }
 
 /// A flow being followed: what its [`FlowRecord`] will say, in place. Nothing here allocates
 /// (but `reasons`, which only notable packets fill), so following a flow costs no allocation;
 /// the record is built only if the flow is shown when it ends.
+///
+/// Layout: the open flows (up to [`MAX_ACTIVE_FLOWS`], ~30 MB) are far more than the caches
+/// hold, and packets come to them at random, so each line of a flow a packet touches is
+/// likely a miss. An ordinary packet only counts itself and finds that its history and states
+/// do not change; all it reads and writes is in [`Hot`], the first cache line of the flow
+/// (the struct is aligned to a line). The key the index compares comes next, in the second
+/// line; everything else is in [`Cold`], after it.
+#[repr(C)]
 struct Flow {
-    /// The ORIGINAL tuple (for an entry-less flow, the tuple of its first packet).
-    tuple: Tuple,
-    created_frame: Option<FrameRef>,
-    created_by: Option<CreatedBy>,
-    partial: bool,
-    first_frame: FrameRef,
-    last_frame: FrameRef,
-    first_ts: Timestamp,
-    last_ts: Timestamp,
-    frames: u64,
-    invalid: u64,
-    ignored: u64,
-    dropped: u64,
-    states: States,
-    reasons: BTreeMap<ReasonId, u64>,
-    history: History,
-    /// At least one packet was notable (INVALID, dropped, ignored or logged): the reports show
-    /// only such flows unless asked for all.
-    notable: bool,
-    /// When the run last met the flow, and first met it: for eviction and for the final order.
-    /// (Each packet meets one flow, so no two flows share a value.)
-    touched: u64,
-    born: u64,
+    hot: Hot,
+    /// The key of `cold.tuple`, both directions one key.
+    key: FlowKey,
+    cold: Cold,
 }
 
 impl Flow {
     /// The flow a packet starts (before it is counted, see [`Flow::add`]).
     fn start(obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) -> Flow {
         let (tuple, created_frame, created_by, partial) = match b {
-            Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), !new),
+            Belongs::Entry { created, by, orig, new } => (orig, Some(created.into()), Some(by), !new),
             Belongs::None => (seg.tuple, None, None, false),
         };
         let mut states = States::EMPTY;
+        let mut state_list = [TcpState::None; MAX_STATES];
         if let (true, Some(e)) = (partial, &obs.verdict.entry) {
-            states.push(e.state);
+            states.push(&mut state_list, e.state);
         }
         Flow {
-            tuple,
-            created_frame,
-            created_by,
-            partial,
-            first_frame: obs.frame,
-            last_frame: obs.frame,
-            first_ts: obs.ts,
-            last_ts: obs.ts,
-            frames: 0,
-            invalid: 0,
-            ignored: 0,
-            dropped: 0,
-            states,
-            reasons: BTreeMap::new(),
-            history: History::EMPTY,
-            notable: false,
-            touched: clock,
-            born: clock,
+            key: FlowKey::of(&seg.tuple),
+            hot: Hot {
+                touched: clock,
+                frames: 0,
+                last_ts: obs.ts,
+                last_frame: obs.frame.into(),
+                created_frame,
+                created_by,
+                notable: false,
+                history: History::EMPTY,
+                states,
+            },
+            cold: Cold {
+                tuple,
+                partial,
+                first_frame: obs.frame,
+                first_ts: obs.ts,
+                invalid: 0,
+                ignored: 0,
+                dropped: 0,
+                reasons: BTreeMap::new(),
+                history: [0; MAX_HISTORY],
+                states: state_list,
+                born: clock,
+            },
         }
     }
 
     /// Whether a packet of the flow's tuple belongs to this flow rather than starting another.
     fn goes_on(&self, b: Belongs) -> bool {
         match b {
-            Belongs::Entry { created, new, .. } => !new && self.created_frame == Some(created),
-            Belongs::None => self.created_frame.is_none(),
+            Belongs::Entry { created, new, .. } => !new && self.hot.created_frame == Some(created.into()),
+            Belongs::None => self.hot.created_frame.is_none(),
         }
     }
 
     /// Counts a packet of the flow.
     fn add(&mut self, obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) {
         let v = &obs.verdict;
-        self.touched = clock;
+        let Flow { hot, cold, .. } = self;
+        hot.touched = clock;
         // The creator of an entry knows better than the guess made from flags.
         if let (Some(e), Belongs::Entry { .. }) = (&v.entry, b) {
-            self.created_by = Some(e.created_by);
+            hot.created_by = Some(e.created_by);
         }
-        self.frames += 1;
-        self.last_frame = obs.frame;
-        self.last_ts = obs.ts;
-        self.notable |= obs.is_notable();
+        hot.frames += 1;
+        hot.last_frame = obs.frame.into();
+        hot.last_ts = obs.ts;
+        hot.notable |= obs.is_notable();
         if let (Some(s), Belongs::Entry { .. }) = (v.state_after, b) {
-            self.states.push(s);
+            hot.states.push(&mut cold.states, s);
         }
         let mark = match v.action {
             Action::Invalid => {
-                self.invalid += 1;
+                cold.invalid += 1;
                 Some(b'!')
             }
             Action::Drop => {
-                self.dropped += 1;
+                cold.dropped += 1;
                 Some(b'!')
             }
             Action::Ignore => {
-                self.ignored += 1;
+                cold.ignored += 1;
                 Some(b'~')
             }
             Action::Accept | Action::Skipped => None,
         };
         if let Some(reason) = &v.reason {
-            *self.reasons.entry(reason.id).or_default() += 1;
+            *cold.reasons.entry(reason.id).or_default() += 1;
         }
         let dir = match b {
             Belongs::Entry { .. } => v.dir.unwrap_or(Dir::Original),
-            Belongs::None if seg.tuple == self.tuple => Dir::Original,
+            Belongs::None if seg.tuple == cold.tuple => Dir::Original,
             Belongs::None => Dir::Reply,
         };
         let letter = History::letter(seg);
         if letter == b'F' && seg.payload_len() > 0 && mark.is_none() {
             // A FIN often carries the last data (as Zeek, the history says both).
-            self.history.push(b'D', dir, None);
+            hot.history.push(&mut cold.history, b'D', dir, None);
         }
-        self.history.push(letter, dir, mark);
+        hot.history.push(&mut cold.history, letter, dir, mark);
     }
 
     /// Whether a report shows the flow: a notable one always, any with `all`.
     fn shown(&self, all: bool) -> bool {
-        all || self.notable
+        all || self.hot.notable
     }
 
     /// Appends the flow's record to `done` if a report shows it.
@@ -354,25 +426,26 @@ impl Flow {
     }
 
     fn record(self, ended: Ended) -> FlowRecord {
+        let Flow { hot, cold, .. } = self;
         FlowRecord {
             kind: "flow",
-            flow: self.tuple,
-            created_frame: self.created_frame,
-            created_by: self.created_by,
-            partial: self.partial,
-            first_frame: self.first_frame,
-            last_frame: self.last_frame,
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
-            frames: self.frames,
-            states: self.states.as_slice().to_vec(),
-            invalid: self.invalid,
-            ignored: self.ignored,
-            dropped: self.dropped,
-            reasons: self.reasons,
+            flow: cold.tuple,
+            created_frame: hot.created_frame.map(FrameRef::from),
+            created_by: hot.created_by,
+            partial: cold.partial,
+            first_frame: cold.first_frame,
+            last_frame: hot.last_frame.into(),
+            first_ts: cold.first_ts,
+            last_ts: hot.last_ts,
+            frames: hot.frames,
+            states: hot.states.as_slice(&cold.states).to_vec(),
+            invalid: cold.invalid,
+            ignored: cold.ignored,
+            dropped: cold.dropped,
+            reasons: cold.reasons,
             // Entry-less flows have no entry to end.
-            ended: self.created_frame.map(|_| ended),
-            history: self.history.text(),
+            ended: hot.created_frame.map(|_| ended),
+            history: hot.history.text(&cold.history),
         }
     }
 }
@@ -438,6 +511,10 @@ impl Slots {
         }
     }
 
+    fn get(&self, i: u32) -> &Flow {
+        self.flows[i as usize].as_ref().expect("a slot of an open flow")
+    }
+
     fn get_mut(&mut self, i: u32) -> &mut Flow {
         self.flows[i as usize].as_mut().expect("a slot of an open flow")
     }
@@ -455,12 +532,34 @@ impl Slots {
     }
 }
 
+/// What the index holds for an open flow: its slot, and its key's hash, so that probing and
+/// growing the index never read the slots (as in the conntrack table's index). At 8 bytes a
+/// flow, the index of [`MAX_ACTIVE_FLOWS`] flows is ~2 MB and mostly stays in the caches, where
+/// a map holding the 40-byte keys was ~12 MB; the key is compared in the slot
+/// ([`Flow::key`]), whose hot line the packet then touches anyway.
+#[derive(Clone, Copy, Debug)]
+struct Indexed {
+    slot: u32,
+    hash: u32,
+}
+
+/// The conntrack table's fast hash of a key, folded to the 32 bits the index keeps.
+fn hash32(key: &FlowKey) -> u32 {
+    let h = FixedState::default().hash_one(key);
+    (h ^ (h >> 32)) as u32
+}
+
+/// The 64-bit hash the index works with: hashbrown takes the bucket from the low bits and a
+/// tag from the top seven, so the 32 bits go to both halves.
+fn wide(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
 /// Follows every tuple's entries through a run, and emits the flows a report shows.
 pub struct FlowTracker {
-    /// The slot of each open flow by connection, both directions one key. (The conntrack
-    /// table's key and fast hasher: a lookup per packet. Nothing depends on the map's order:
-    /// eviction and the final flush sort.)
-    index: HashMap<FlowKey, u32, FixedState>,
+    /// The slot of each open flow by connection, both directions one key: a lookup per packet.
+    /// (Nothing depends on the index's order: eviction and the final flush sort.)
+    index: HashTable<Indexed>,
     slots: Slots,
     cap: usize,
     /// Emit every flow, not only the notable ones (`--all`).
@@ -472,7 +571,7 @@ impl FlowTracker {
     /// `cap`: open flows kept before the least recently seen are emitted early. `all`: emit
     /// every flow; otherwise only those with a notable packet become records.
     pub fn new(cap: usize, all: bool) -> Self {
-        FlowTracker { index: HashMap::default(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
+        FlowTracker { index: HashTable::new(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
     }
 
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
@@ -486,24 +585,31 @@ impl FlowTracker {
         self.clock += 1;
         let (clock, all) = (self.clock, self.all);
 
-        let entry = match self.index.entry(FlowKey::of(&seg.tuple)) {
+        let key = FlowKey::of(&seg.tuple);
+        let hash = hash32(&key);
+        let slots = &self.slots;
+        let entry = self.index.entry(wide(hash), |i| i.hash == hash && slots.get(i.slot).key == key, |i| wide(i.hash));
+        let entry = match entry {
             Entry::Occupied(entry) => {
-                let flow = self.slots.get_mut(*entry.get());
+                let flow = self.slots.get_mut(entry.get().slot);
                 if !flow.goes_on(b) {
                     // The tuple has another entry now: the one followed so far is over.
                     let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
-                    let reopened = obs.verdict.replaced.is_some_and(|r| Some(r.created_frame) == old.created_frame);
+                    let reopened = obs.verdict.replaced.is_some_and(|r| Some(r.created_frame.into()) == old.hot.created_frame);
                     old.emit(if reopened { Ended::Reopened } else { Ended::Expired }, all, done);
                 }
                 entry
             }
-            Entry::Vacant(entry) => entry.insert_entry(self.slots.insert(Flow::start(obs, seg, b, clock))),
+            Entry::Vacant(entry) => {
+                let slot = self.slots.insert(Flow::start(obs, seg, b, clock));
+                entry.insert(Indexed { slot, hash })
+            }
         };
-        self.slots.get_mut(*entry.get()).add(obs, seg, b, clock);
+        self.slots.get_mut(entry.get().slot).add(obs, seg, b, clock);
 
         if let Some(ended) = deleted_by(obs, seg) {
             // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
-            self.slots.remove(entry.remove()).emit(ended, all, done);
+            self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
         } else if self.index.len() > self.cap {
             self.evict(done);
         }
@@ -514,14 +620,14 @@ impl FlowTracker {
     fn evict(&mut self, done: &mut Vec<FlowRecord>) {
         let n = (self.cap / 10).max(1).min(self.index.len());
         // From the slots in their order, not through the map: it would visit them at random.
-        let mut by_age: Vec<(u64, u32)> = self.slots.iter().map(|(i, f)| (f.touched, i)).collect();
+        let mut by_age: Vec<(u64, u32)> = self.slots.iter().map(|(i, f)| (f.hot.touched, i)).collect();
         by_age.select_nth_unstable(n - 1);
         by_age.truncate(n);
         by_age.sort_unstable();
         for (_, i) in by_age {
             let flow = self.slots.remove(i);
-            let slot = self.index.remove(&FlowKey::of(&flow.tuple));
-            debug_assert_eq!(slot, Some(i), "a flow's key is its tuple's");
+            let indexed = self.index.find_entry(wide(hash32(&flow.key)), |e| e.slot == i);
+            indexed.expect("an open flow is indexed under its key").remove();
             flow.emit(Ended::Evicted, self.all, done);
         }
     }
@@ -530,10 +636,10 @@ impl FlowTracker {
     /// first met them.
     pub fn finish(&mut self) -> Vec<FlowRecord> {
         let all = self.all;
-        self.index = HashMap::default(); // freed before the records are built
+        self.index = HashTable::new(); // freed before the records are built
         let slots = std::mem::take(&mut self.slots);
         let mut open: Vec<Flow> = slots.flows.into_iter().flatten().filter(|f| f.shown(all)).collect();
-        open.sort_unstable_by_key(|f| f.born);
+        open.sort_unstable_by_key(|f| f.cold.born);
         open.into_iter().map(|f| f.record(Ended::Open)).collect()
     }
 }
@@ -709,7 +815,7 @@ mod tests {
 
     #[test]
     fn history_collapses_and_starts_over_after_trouble() {
-        let mut h = History::EMPTY;
+        let (mut h, mut text) = (History::EMPTY, [0; MAX_HISTORY]);
         for (l, d, m) in [
             (b'S', Dir::Original, None),
             (b'H', Dir::Reply, None),
@@ -724,14 +830,14 @@ mod tests {
             (b'A', Dir::Original, None),
             (b'S', Dir::Original, Some(b'~')), // not a run any more
         ] {
-            h.push(l, d, m);
+            h.push(&mut text, l, d, m);
         }
-        assert_eq!(h.text(), "ShADdaS~hAS~");
-        let mut long = History::EMPTY;
+        assert_eq!(h.text(&text), "ShADdaS~hAS~");
+        let (mut long, mut text) = (History::EMPTY, [0; MAX_HISTORY]);
         for i in 0..100 {
-            long.push(b'A', if i % 2 == 0 { Dir::Original } else { Dir::Reply }, Some(b'!'));
+            long.push(&mut text, b'A', if i % 2 == 0 { Dir::Original } else { Dir::Reply }, Some(b'!'));
         }
-        let text = long.text();
+        let text = long.text(&text);
         assert!(text.ends_with('…') && text.chars().count() <= MAX_HISTORY + 1, "{text}");
     }
 
