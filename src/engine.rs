@@ -142,6 +142,9 @@ impl Default for Settings {
 pub struct Observation<'a> {
     pub frame: FrameRef,
     pub ts: Timestamp,
+    /// The time conntrack judged the frame at: `ts`, or the first frame's time with
+    /// [`Timing::BackToBack`]. [`Verdict::expires`] is on this clock.
+    pub ct_ts: Timestamp,
     pub linktype: LinkType,
     /// The captured bytes, for writing the frame back out (`--write-invalid`); empty unless
     /// [`Settings::frame_bytes`].
@@ -505,6 +508,7 @@ impl Report<'_> {
         self.sink.packet(&Observation {
             frame: meta.frame,
             ts: meta.ts,
+            ct_ts: p.ct_ts,
             linktype: meta.linktype,
             data,
             orig_len: meta.orig_len,
@@ -598,6 +602,7 @@ impl Verdict {
             reason: None,
             entry: None,
             replaced: None,
+            expires: None,
         }
     }
 }

@@ -27,3 +27,4 @@ pub mod report;
 pub mod synth;
 pub mod verdict;
 pub mod whatif;
+pub mod wheel;

@@ -252,6 +252,9 @@ pub struct Verdict {
     pub entry: Option<EntryInfo>,
     /// The packet replaced an old entry (reopen from TIME_WAIT/CLOSE); the old one's facts.
     pub replaced: Option<EntryInfo>,
+    /// When the entry the packet met or created expires, as it is after the packet; `None`
+    /// when no entry is left. (Only a later packet of the connection can change it.)
+    pub expires: Option<Timestamp>,
 }
 
 impl Verdict {

@@ -119,7 +119,7 @@ impl Conntrack {
         let e = self.table.entry_mut(h);
         let before = e.info(dir);
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
-            return invalid(r, Some(dir), Some(before));
+            return invalid(r, Some(dir), Some(before)).expiring(Some(before.expires));
         }
         // ctinfo is decided at lookup time, before the handler runs.
         let ct_state = if dir == Dir::Reply || e.seen_reply { CtState::Established } else { CtState::New };
@@ -134,7 +134,8 @@ impl Conntrack {
             Handled::Invalid(r) => {
                 // The handler may have lowered the entry's timeout.
                 self.table.touched(h, old_state.is_closing(), p.ts);
-                return invalid(r, Some(dir), Some(before));
+                let expires = self.table.entry(h).expires;
+                return invalid(r, Some(dir), Some(before)).expiring(Some(expires));
             }
             Handled::DropAndKill(r) => {
                 // 2.6.18's out-of-sync kill: the entry goes and the packet is dropped.
@@ -159,8 +160,9 @@ impl Conntrack {
         if action == Action::Accept && state_after != old_state {
             e.last_change_frame = p.frame;
         }
+        let expires = Some(e.expires);
         self.table.touched(h, old_state.is_closing(), p.ts);
-        Verdict { action, reason, ..accepted(ct_state, dir, old_state, state_after, before) }
+        Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) }
     }
 
     /// A TCP datagram too short to hold a TCP header: conntrack cannot track it and says nothing.
@@ -169,7 +171,7 @@ impl Conntrack {
         let found = tuple.and_then(|t| self.table.lookup(t, ts));
         let entry = found.map(|(h, d)| self.table.entry(h).info(d));
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
-        invalid(tracker::unreadable_header(&cfg), found.map(|(_, d)| d), entry)
+        invalid(tracker::unreadable_header(&cfg), found.map(|(_, d)| d), entry).expiring(entry.map(|e| e.expires))
     }
 
     /// A packet that matched no entry: may it create one?
@@ -190,6 +192,7 @@ impl Conntrack {
                 reason: Some(Box::new(reason)),
                 entry: None,
                 replaced,
+                expires: None,
             };
         }
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
@@ -213,6 +216,7 @@ impl Conntrack {
         match tracker::tcp_packet(&cfg, &mut e, p.seg, Dir::Original, p.ts) {
             Handled::Accepted { delete_entry, .. } => {
                 let state_after = e.tcp.state;
+                let expires = (!delete_entry).then_some(e.expires);
                 if !delete_entry {
                     self.table.insert(e);
                 }
@@ -225,6 +229,7 @@ impl Conntrack {
                     reason: None,
                     entry: None,
                     replaced,
+                    expires,
                 }
             }
             // A first packet the handler does not accept leaves no entry behind.
@@ -238,6 +243,7 @@ impl Conntrack {
                 reason: Some(Box::new(r)),
                 entry: None,
                 replaced,
+                expires: None,
             },
             Handled::Repeat | Handled::DropAndKill(_) => {
                 unreachable!("a new entry is in NONE: it is neither reopened nor re-synced")
@@ -257,6 +263,8 @@ fn accepted(ct_state: CtState, dir: Dir, before: TcpState, after: TcpState, entr
         reason: None,
         entry: Some(entry),
         replaced: None,
+        // `track` sets it when the entry outlives the packet
+        expires: None,
     }
 }
 
@@ -270,6 +278,14 @@ fn invalid(reason: Reason, dir: Option<Dir>, entry: Option<EntryInfo>) -> Verdic
         reason: Some(Box::new(reason)),
         entry,
         replaced: None,
+        expires: None,
+    }
+}
+
+impl Verdict {
+    /// The verdict with [`Verdict::expires`] set.
+    fn expiring(self, expires: Option<Timestamp>) -> Verdict {
+        Verdict { expires, ..self }
     }
 }
 

@@ -116,6 +116,7 @@ impl Sink for FindFrame {
 pub struct Row {
     pub frame: FrameRef,
     pub ts: Timestamp,
+    ct_ts: Timestamp,
     linktype: LinkType,
     orig_len: u32,
     pub seg: Segment,
@@ -131,6 +132,7 @@ impl Row {
         Observation {
             frame: self.frame,
             ts: self.ts,
+            ct_ts: self.ct_ts,
             linktype: self.linktype,
             data: &[],
             orig_len: self.orig_len,
@@ -297,6 +299,7 @@ impl<W: Write> Sink for Explain<W> {
         self.rows.push_back(Row {
             frame: obs.frame,
             ts: obs.ts,
+            ct_ts: obs.ct_ts,
             linktype: obs.linktype,
             orig_len: obs.orig_len,
             seg: *seg,
@@ -1127,6 +1130,7 @@ mod tests {
         Row {
             frame: f.frame,
             ts: f.ts,
+            ct_ts: f.ts,
             linktype: f.linktype,
             orig_len: f.orig_len,
             seg: f.segment.unwrap(),

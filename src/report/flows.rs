@@ -19,6 +19,7 @@ use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Serialize, Serializer};
+use crate::wheel::Wheel;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
@@ -41,9 +42,10 @@ pub enum Ended {
     Killed,
     /// A SYN met it in TIME_WAIT or CLOSE and reopened the tuple as a new entry.
     Reopened,
-    /// A later packet of the tuple found no entry (or a new one): the timeout ran out.
+    /// The timeout ran out: the capture's clock passed the entry's expiry (by
+    /// [`EXPIRY_GRACE`]), or a later packet of the tuple found no entry (or a new one).
     Expired,
-    /// Still open when the capture ends (its timeout may have run out since: not known here).
+    /// Still alive at the capture's last frame.
     Open,
     /// The report stopped following it ([`MAX_ACTIVE_FLOWS`]); it may have gone on.
     Evicted,
@@ -314,6 +316,14 @@ struct Flow {
     hot: Hot,
     /// The key of `cold.tuple`, both directions one key.
     key: FlowKey,
+    /// When the flow's entry expires if no packet refreshes it ([`Verdict::expires`] of its
+    /// last packet); `None` for an entry-less flow. Next to the key, which every packet reads.
+    ///
+    /// [`Verdict::expires`]: crate::verdict::Verdict::expires
+    expires: Option<Timestamp>,
+    /// The deadline the flow is filed under in [`FlowTracker::deadlines`]: never later than
+    /// `expires`.
+    filed: Timestamp,
     cold: Cold,
 }
 
@@ -331,6 +341,8 @@ impl Flow {
         }
         Flow {
             key: FlowKey::of(&seg.tuple),
+            expires: None,
+            filed: Timestamp(i64::MAX),
             hot: Hot {
                 touched: clock,
                 frames: 0,
@@ -369,7 +381,7 @@ impl Flow {
     /// Counts a packet of the flow.
     fn add(&mut self, obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) {
         let v = &obs.verdict;
-        let Flow { hot, cold, .. } = self;
+        let Flow { hot, cold, expires, .. } = self;
         hot.touched = clock;
         // The creator of an entry knows better than the guess made from flags.
         if let (Some(e), Belongs::Entry { .. }) = (&v.entry, b) {
@@ -405,6 +417,9 @@ impl Flow {
             Belongs::None if seg.tuple == cold.tuple => Dir::Original,
             Belongs::None => Dir::Reply,
         };
+        if let Belongs::Entry { .. } = b {
+            *expires = v.expires;
+        }
         let letter = History::letter(seg);
         if letter == b'F' && seg.payload_len() > 0 && mark.is_none() {
             // A FIN often carries the last data (as Zeek, the history says both).
@@ -519,6 +534,11 @@ impl Slots {
         self.flows[i as usize].as_mut().expect("a slot of an open flow")
     }
 
+    /// The flow in slot `i` if it is the one born at `born` and still open.
+    fn get_live(&mut self, i: u32, born: u64) -> Option<&mut Flow> {
+        self.flows.get_mut(i as usize)?.as_mut().filter(|f| f.cold.born == born)
+    }
+
     fn remove(&mut self, i: u32) -> Flow {
         let flow = self.flows[i as usize].take().expect("a slot of an open flow");
         self.free.push(i);
@@ -565,18 +585,46 @@ pub struct FlowTracker {
     /// Emit every flow, not only the notable ones (`--all`).
     all: bool,
     clock: u64,
+    /// Open flows by when their entry expires, each as the flow's `born` and slot. Lazy, as
+    /// the conntrack table's: a flow is filed once, and again only when that deadline passes
+    /// while its entry was refreshed since, or its expiry is lowered; filings of flows that
+    /// ended otherwise are skipped when met (`born` tells), and the wheel is compacted when it
+    /// holds more than twice as many filings as there are open flows.
+    deadlines: Wheel<(u64, u32)>,
+    /// Filings taken from the wheel, reused between sweeps.
+    due: Vec<(Timestamp, (u64, u32))>,
+    /// The latest conntrack time so far.
+    now: Timestamp,
 }
+
+/// How long after its entry's expiry a flow is taken to have ended. Conntrack judges expiry
+/// to the nanosecond at the packet's own time; a capture's timestamps may go back a little
+/// (merged files, several interfaces), and a packet that late could still find the entry.
+pub const EXPIRY_GRACE: Timestamp = Timestamp::from_secs(1);
 
 impl FlowTracker {
     /// `cap`: open flows kept before the least recently seen are emitted early. `all`: emit
     /// every flow; otherwise only those with a notable packet become records.
     pub fn new(cap: usize, all: bool) -> Self {
-        FlowTracker { index: HashTable::new(), slots: Slots::default(), cap: cap.max(1), all, clock: 0 }
+        FlowTracker {
+            index: HashTable::new(),
+            slots: Slots::default(),
+            cap: cap.max(1),
+            all,
+            clock: 0,
+            deadlines: Wheel::default(),
+            due: Vec::new(),
+            now: Timestamp(i64::MIN),
+        }
     }
 
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
     /// appended to `done`, in the order their end became known.
     pub fn packet(&mut self, obs: &Observation<'_>, done: &mut Vec<FlowRecord>) {
+        if obs.ct_ts > self.now {
+            self.now = obs.ct_ts;
+            self.expire(done);
+        }
         let Some(seg) = obs.segment else { return };
         if obs.skip.is_some() {
             return; // conntrack never saw it (--truncated skip)
@@ -605,13 +653,60 @@ impl FlowTracker {
                 entry.insert(Indexed { slot, hash })
             }
         };
-        self.slots.get_mut(entry.get().slot).add(obs, seg, b, clock);
+        let slot = entry.get().slot;
+        let flow = self.slots.get_mut(slot);
+        flow.add(obs, seg, b, clock);
+        if let Some(expires) = flow.expires.filter(|&e| e < flow.filed) {
+            flow.filed = expires;
+            self.deadlines.file(expires, (flow.cold.born, slot));
+        }
 
         if let Some(ended) = deleted_by(obs, seg) {
             // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
             self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
         } else if self.index.len() > self.cap {
             self.evict(done);
+        }
+    }
+
+    /// Emits the flows whose entry has expired by now (with [`EXPIRY_GRACE`]), as `expired`,
+    /// a second of capture time at a time.
+    fn expire(&mut self, done: &mut Vec<FlowRecord>) {
+        let cutoff = Timestamp(self.now.0.saturating_sub(EXPIRY_GRACE.0));
+        if !self.deadlines.has_past_seconds(cutoff) {
+            return; // most packets: still in the second last swept
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_past_seconds(cutoff, &mut due);
+        // In the order of expiry, so that the flows ending at one frame come out the same way
+        // whatever the wheel's bucket order.
+        due.sort_unstable();
+        for (deadline, (born, slot)) in due.drain(..) {
+            let Some(flow) = self.slots.get_live(slot, born) else { continue };
+            if flow.filed != deadline {
+                continue; // filed again since, under an earlier deadline
+            }
+            match flow.expires {
+                Some(e) if e <= cutoff => {
+                    let flow = self.slots.remove(slot);
+                    let indexed = self.index.find_entry(wide(hash32(&flow.key)), |i| i.slot == slot);
+                    indexed.expect("an open flow is indexed under its key").remove();
+                    flow.emit(Ended::Expired, self.all, done);
+                }
+                // Refreshed since it was filed: file it under its expiry now.
+                Some(e) => {
+                    flow.filed = e;
+                    self.deadlines.file(e, (born, slot));
+                }
+                None => flow.filed = Timestamp(i64::MAX),
+            }
+        }
+        self.due = due;
+        if self.deadlines.len > 2 * self.index.len() + 64 {
+            let slots = &self.slots;
+            self.deadlines.retain(|&(deadline, (born, slot))| {
+                slots.flows.get(slot as usize).and_then(Option::as_ref).is_some_and(|f| f.cold.born == born && f.filed == deadline)
+            });
         }
     }
 
@@ -839,6 +934,40 @@ mod tests {
         }
         let text = long.text(&text);
         assert!(text.ends_with('…') && text.chars().count() <= MAX_HISTORY + 1, "{text}");
+    }
+
+    /// Frame `n` of a connection from port `sport`, whose entry then expires `secs` later.
+    fn expiring(f: TestFrame, sport: u16, secs: i64) -> TestFrame {
+        let mut f = f;
+        f.segment.as_mut().unwrap().tuple.sport = sport;
+        f.verdict.expires = Some(Timestamp(f.ts.0 + secs * 1_000_000_000));
+        f
+    }
+
+    #[test]
+    fn a_flow_ends_when_the_clock_passes_its_entrys_expiry() {
+        use TcpState::*;
+        let mut t = FlowTracker::new(100, true);
+        let mut done = Vec::new();
+        // port 1000: created at frame 1 (1 s), expires at 11 s; port 2000: created at frame 2,
+        // refreshed by frame 9 to expire at 19 s
+        t.packet(&expiring(creates(TestFrame::tcp(1, "S"), SynSent), 1000, 10).obs(), &mut done);
+        t.packet(&expiring(creates(TestFrame::tcp(2, "S"), SynSent), 2000, 10).obs(), &mut done);
+        t.packet(&expiring(met(TestFrame::tcp(9, "."), 2, CreatedBy::Syn, Dir::Original, SynSent, SynSent), 2000, 10).obs(), &mut done);
+        // at 11 s, port 1000's entry has just expired, less than the grace ago: a packet
+        // stamped a little earlier could still find it
+        t.packet(&expiring(creates(TestFrame::tcp(11, "S"), SynSent), 3000, 100).obs(), &mut done);
+        assert!(done.is_empty(), "{done:?}");
+        // at 13 s it is over; port 2000's first deadline has passed too, but it was refreshed
+        t.packet(&expiring(creates(TestFrame::tcp(13, "S"), SynSent), 4000, 100).obs(), &mut done);
+        let ended: Vec<(u64, Option<Ended>)> = done.iter().map(|f| (f.first_frame.number, f.ended)).collect();
+        assert_eq!(ended, [(1, Some(Ended::Expired))]);
+        // at 21 s port 2000 is over as well; the rest are open at the end
+        t.packet(&expiring(creates(TestFrame::tcp(21, "S"), SynSent), 5000, 100).obs(), &mut done);
+        assert_eq!(done.iter().map(|f| f.first_frame.number).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(done[1].frames, 2);
+        let open: Vec<u64> = t.finish().iter().map(|f| f.first_frame.number).collect();
+        assert_eq!(open, [11, 13, 21]);
     }
 
     #[test]

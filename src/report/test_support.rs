@@ -83,6 +83,7 @@ impl TestFrame {
                 reason: None,
                 entry: None,
                 replaced: None,
+                expires: None,
             },
             skip: None,
             kernels: Vec::new(),
@@ -103,6 +104,7 @@ impl TestFrame {
         Observation {
             frame: self.frame,
             ts: self.ts,
+            ct_ts: self.ts,
             linktype: self.linktype,
             data: &self.data,
             orig_len: self.orig_len,
