@@ -538,7 +538,7 @@ impl Sink for FailureCounter<'_> {
         Ok(())
     }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
-        if self.policy.counts(&obs.verdict) {
+        if self.policy.counts(obs.verdict) {
             self.failures += 1;
         }
         Ok(())

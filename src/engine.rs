@@ -152,7 +152,7 @@ pub struct Observation<'a> {
     pub orig_len: u32,
     pub segment: Option<&'a Segment>,
     pub hook: Option<Hook>,
-    pub verdict: Verdict,
+    pub verdict: &'a Verdict,
     /// Why conntrack never saw the frame.
     pub skip: Option<Skip>,
     /// The entry after the packet, when [`Settings::snapshots`] asks for it.
@@ -514,7 +514,7 @@ impl Report<'_> {
             orig_len: meta.orig_len,
             segment: p.segment(),
             hook: p.hook,
-            verdict: judged.verdict,
+            verdict: &judged.verdict,
             skip: p.skip.clone(),
             after: judged.after.map(|a| *a),
             kernels: judged.kernels.as_deref().unwrap_or_default(),

@@ -251,7 +251,8 @@ pub struct Verdict {
     /// The entry the packet met (before it was processed), if any.
     pub entry: Option<EntryInfo>,
     /// The packet replaced an old entry (reopen from TIME_WAIT/CLOSE); the old one's facts.
-    pub replaced: Option<EntryInfo>,
+    /// (Boxed: rare, and a verdict crosses threads for every packet.)
+    pub replaced: Option<Box<EntryInfo>>,
     /// When the entry the packet met or created expires, as it is after the packet; `None`
     /// when no entry is left. (Only a later packet of the connection can change it.)
     pub expires: Option<Timestamp>,

@@ -103,7 +103,7 @@ fn compared_verdicts_equal_each_kernel_run_alone() {
             Ok(())
         }
         fn packet(&mut self, obs: &Observation<'_>) -> std::io::Result<()> {
-            let own = KernelVerdict::of("this run", &obs.verdict).outcome();
+            let own = KernelVerdict::of("this run", obs.verdict).outcome();
             self.0.push((obs.kernels.to_vec(), own));
             Ok(())
         }

@@ -176,6 +176,7 @@ impl Conntrack {
 
     /// A packet that matched no entry: may it create one?
     fn track_new(&mut self, p: &Packet, replaced: Option<EntryInfo>) -> Verdict {
+        let replaced = replaced.map(Box::new);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         if !self.table.make_room(self.limit, p.ts) {
             let reason = Reason {

@@ -138,7 +138,7 @@ impl Row {
             orig_len: self.orig_len,
             segment: Some(&self.seg),
             hook: self.hook,
-            verdict: self.verdict.clone(),
+            verdict: &self.verdict,
             skip: self.skip.clone(),
             after: self.after,
             kernels: &[],
@@ -431,9 +431,9 @@ fn span_end(rows: &[Row], entry: SpanEntry, next: Option<&Row>, timing: Timing, 
     // The last frame conntrack saw decides; a span always has one (it starts with one).
     let last = rows.iter().rev().find(|r| !r.skipped()).unwrap_or(&rows[rows.len() - 1]);
     if let Some(n) = next
-        && n.verdict.replaced.is_some_and(|r| r.created_frame == entry.created_frame)
+        && n.verdict.replaced.as_ref().is_some_and(|r| r.created_frame == entry.created_frame)
     {
-        let state = n.verdict.replaced.map_or(TcpState::None, |r| r.state);
+        let state = n.verdict.replaced.as_ref().map_or(TcpState::None, |r| r.state);
         return SpanEnd::Reopened { frame: n.frame, state };
     }
     if last.verdict.action == Action::Drop && last.verdict.entry.is_some() {
@@ -1186,7 +1186,7 @@ mod tests {
     #[test]
     fn a_reopen_ends_the_old_entry() {
         let mut reopen = TestFrame::tcp(4, "S").creates(TcpState::SynSent);
-        reopen.verdict.replaced = TestFrame::tcp(4, "S").entry(1, CreatedBy::Syn, Dir::Original, TcpState::TimeWait).verdict.entry;
+        reopen.verdict.replaced = TestFrame::tcp(4, "S").entry(1, CreatedBy::Syn, Dir::Original, TcpState::TimeWait).verdict.entry.map(Box::new);
         let rows = vec![
             row(TestFrame::tcp(1, "S").creates(TcpState::SynSent), Some((TcpState::SynSent, 120))),
             row(TestFrame::tcp(3, "F.").entry(1, CreatedBy::Syn, Dir::Original, TcpState::Established).states(TcpState::Established, TcpState::TimeWait), Some((TcpState::TimeWait, 120))),

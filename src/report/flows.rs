@@ -643,7 +643,7 @@ impl FlowTracker {
                 if !flow.goes_on(b) {
                     // The tuple has another entry now: the one followed so far is over.
                     let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
-                    let reopened = obs.verdict.replaced.is_some_and(|r| Some(r.created_frame.into()) == old.hot.created_frame);
+                    let reopened = obs.verdict.replaced.as_ref().is_some_and(|r| Some(r.created_frame.into()) == old.hot.created_frame);
                     old.emit(if reopened { Ended::Reopened } else { Ended::Expired }, all, done);
                 }
                 entry
@@ -890,7 +890,7 @@ mod tests {
             seen_reply(met(TestFrame::tcp(6, "F."), 5, CreatedBy::Syn, Dir::Original, TcpState::Established, TcpState::TimeWait)),
             {
                 let mut f = creates(TestFrame::tcp(7, "S"), TcpState::SynSent);
-                f.verdict.replaced = TestFrame::tcp(7, "S").entry(5, CreatedBy::Syn, Dir::Original, TcpState::TimeWait).verdict.entry;
+                f.verdict.replaced = TestFrame::tcp(7, "S").entry(5, CreatedBy::Syn, Dir::Original, TcpState::TimeWait).verdict.entry.map(Box::new);
                 f
             },
         ];

@@ -222,7 +222,7 @@ impl<W: Write> Sink for MarkdownReport<W> {
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.flows.packet(obs);
-        let v: &Verdict = &obs.verdict;
+        let v: &Verdict = obs.verdict;
         if let Some(r) = &v.reason {
             self.counts.entry(r.id).or_default().add(v.action);
         }

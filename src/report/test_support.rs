@@ -110,7 +110,7 @@ impl TestFrame {
             orig_len: self.orig_len,
             segment: self.segment.as_ref(),
             hook: self.hook,
-            verdict: self.verdict.clone(),
+            verdict: &self.verdict,
             skip: self.skip.clone(),
             after: None,
             kernels: &self.kernels,
