@@ -2,7 +2,7 @@
 //! since 6.1") and the summary's line on each compared kernel.
 
 use crate::conntrack::profile::Profile;
-use crate::engine::Summary;
+use crate::engine::{KernelCounts, Summary};
 use crate::verdict::KernelVerdict;
 
 /// The note for a packet the kernels judge differently, or `None` when they agree.
@@ -50,10 +50,15 @@ pub fn summary_line(s: &Summary) -> Option<String> {
         return None;
     }
     let (differ, agree): (Vec<_>, Vec<_>) = s.other_kernels.iter().partition(|k| k.differ > 0);
-    let mut parts: Vec<String> = differ
-        .iter()
-        .map(|k| format!("{}: {} INVALID, {} ignored, {} packets judged otherwise", k.kernel, k.invalid + k.dropped, k.ignored, k.differ))
-        .collect();
+    // Kernels with the same counts share a clause: eras often differ from the run alike.
+    let counts = |k: &KernelCounts| (k.invalid + k.dropped, k.ignored, k.differ);
+    let mut parts: Vec<String> = Vec::new();
+    for group in differ.chunk_by(|a, b| counts(a) == counts(b)) {
+        let names: Vec<&str> = group.iter().map(|k| k.kernel).collect();
+        let (invalid, ignored, differ) = counts(group[0]);
+        let packets = if differ == 1 { "packet" } else { "packets" };
+        parts.push(format!("{}: {invalid} INVALID, {ignored} ignored, {differ} {packets} judged otherwise", names.join(", ")));
+    }
     if !agree.is_empty() {
         let names: Vec<&str> = agree.iter().map(|k| k.kernel).collect();
         parts.push(format!("same verdicts on {}", names.join(", ")));
@@ -68,7 +73,6 @@ pub fn summary_line(s: &Summary) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::KernelCounts;
     use crate::verdict::{Action, CtState, ReasonId};
 
     fn k(kernel: &'static str, outcome: &str) -> KernelVerdict {
@@ -125,10 +129,10 @@ mod tests {
         let mut s = Summary::default();
         assert_eq!(summary_line(&s), None);
         let counts = |kernel, invalid, differ| KernelCounts { kernel, invalid, ignored: 0, dropped: 0, differ };
-        s.other_kernels = vec![counts("6.1", 3, 0), counts("2.6.18", 5, 2)];
+        s.other_kernels = vec![counts("6.1", 3, 0), counts("3.10", 5, 2), counts("2.6.18", 5, 2)];
         assert_eq!(
             summary_line(&s).unwrap(),
-            "2.6.18: 5 INVALID, 0 ignored, 2 packets judged otherwise; same verdicts on 6.1 (--kernel NAME shows a kernel's packets)"
+            "3.10, 2.6.18: 5 INVALID, 0 ignored, 2 packets judged otherwise; same verdicts on 6.1 (--kernel NAME shows a kernel's packets)"
         );
         s.other_kernels = vec![counts("6.1", 3, 0), counts("5.14", 3, 0)];
         assert_eq!(summary_line(&s).unwrap(), "same verdicts on 6.1, 5.14");
