@@ -262,6 +262,10 @@ fn analyze_settings(len: usize) -> (Settings, bool) {
         snapshots: true,
         ..Settings::default()
     };
+    if len & 32 != 0 {
+        // The command line's default: every packet judged by the older kernels too.
+        s.compare_with_other_kernels();
+    }
     if len & 16 != 0 {
         // A tiny table: early drop and "table full" on every capture with a few flows.
         s.sysctls.max = 2;
