@@ -21,7 +21,7 @@ pub struct Wheel<R> {
     /// deadline filed in a second already taken waits in this one.
     cursor: Option<i64>,
     /// Filings held.
-    pub len: usize,
+    len: usize,
 }
 
 impl<R> Default for Wheel<R> {
@@ -35,6 +35,15 @@ fn second_of(t: Timestamp) -> i64 {
 }
 
 impl<R> Wheel<R> {
+    /// Filings held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     fn bucket(&mut self, second: i64) -> &mut Vec<(Timestamp, R)> {
         &mut self.buckets[second.rem_euclid(WHEEL_SECONDS) as usize]
     }
@@ -102,5 +111,56 @@ impl<R> Wheel<R> {
             bucket.retain(&mut keep);
         }
         self.len = self.buckets.iter().map(Vec::len).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64, ms: i64) -> Timestamp {
+        Timestamp(secs * NS_PER_SEC + ms * 1_000_000)
+    }
+
+    #[test]
+    fn past_seconds_come_out_in_order_and_later_rounds_wait() {
+        let mut w = Wheel::default();
+        w.file(at(10, 500), 'a');
+        w.file(at(11, 0), 'b');
+        w.file(at(10 + WHEEL_SECONDS, 0), 'c'); // same bucket as 'a', a round later
+        w.file(at(12, 0), 'd');
+        assert_eq!(w.len(), 4);
+        let mut out = Vec::new();
+        // nothing before second 10 … then the whole of second 10 and 11 once 12 has begun
+        w.take_past_seconds(at(10, 900), &mut out);
+        assert!(out.is_empty());
+        w.take_past_seconds(at(12, 1), &mut out);
+        let taken: Vec<char> = out.iter().map(|f| f.1).collect();
+        assert_eq!(taken, ['a', 'b']);
+        assert!(!w.has_past_seconds(at(12, 999)));
+        // a deadline filed in a second already taken waits in the current one, and comes out
+        // with the current second's deadlines that are due
+        w.file(at(5, 0), 'e');
+        w.file(at(12, 500), 'f');
+        out.clear();
+        w.take_this_second(at(12, 2), &mut out);
+        assert_eq!(out.iter().map(|f| f.1).collect::<Vec<_>>(), ['d', 'e']);
+        // a jump of more than a round: one pass over every bucket takes all that is due
+        out.clear();
+        w.take_past_seconds(at(20 + WHEEL_SECONDS, 0), &mut out);
+        let mut taken: Vec<char> = out.iter().map(|f| f.1).collect();
+        taken.sort();
+        assert_eq!(taken, ['c', 'f']);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn retain_keeps_the_count() {
+        let mut w = Wheel::default();
+        for s in 0..10 {
+            w.file(at(s, 0), s);
+        }
+        w.retain(|f| f.1 % 2 == 0);
+        assert_eq!(w.len(), 5);
     }
 }

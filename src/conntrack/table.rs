@@ -340,7 +340,7 @@ impl Table {
     /// The most references any lazy structure (deadlines, eviction queues) holds: bounded by
     /// compaction to about twice the live entries, whatever the churn.
     pub fn queued(&self) -> usize {
-        self.deadlines.len.max(self.unassured.len()).max(self.closing.len())
+        self.deadlines.len().max(self.unassured.len()).max(self.closing.len())
     }
 
     fn compact_limit(&self) -> usize {
@@ -353,14 +353,14 @@ impl Table {
     #[inline]
     fn compact(&mut self) {
         let limit = self.compact_limit();
-        if self.deadlines.len > limit || self.unassured.len() > limit || self.closing.len() > limit {
+        if self.deadlines.len() > limit || self.unassured.len() > limit || self.closing.len() > limit {
             self.compact_now(limit);
         }
     }
 
     fn compact_now(&mut self, limit: usize) {
         let slots = &self.slots;
-        if self.deadlines.len > limit {
+        if self.deadlines.len() > limit {
             self.deadlines.retain(|(d, r)| live(slots, *r).is_some() && slots[r.slot as usize].filed == *d);
         }
         for queue in [&mut self.unassured, &mut self.closing] {
@@ -520,7 +520,7 @@ mod tests {
             assert_eq!(alive(&t), expect, "at {s} s");
         }
         t.sweep(Timestamp::from_secs(1_000_000));
-        assert!(t.is_empty() && t.deadlines.len == 0);
+        assert!(t.is_empty() && t.deadlines.is_empty());
     }
 
     #[test]
@@ -583,7 +583,7 @@ mod tests {
         }
         assert_eq!(t.len(), 50);
         let bound = 2 * t.len() + COMPACT_SLACK;
-        assert!(t.deadlines.len <= bound && t.unassured.len() <= bound && t.closing.len() <= bound);
+        assert!(t.deadlines.len() <= bound && t.unassured.len() <= bound && t.closing.len() <= bound);
         assert!(t.slots.len() <= 51);
     }
 }

@@ -702,7 +702,7 @@ impl FlowTracker {
             }
         }
         self.due = due;
-        if self.deadlines.len > 2 * self.index.len() + 64 {
+        if self.deadlines.len() > 2 * self.index.len() + 64 {
             let slots = &self.slots;
             self.deadlines.retain(|&(deadline, (born, slot))| {
                 slots.flows.get(slot as usize).and_then(Option::as_ref).is_some_and(|f| f.cold.born == born && f.filed == deadline)
