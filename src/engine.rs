@@ -112,13 +112,19 @@ pub struct OtherKernel {
 }
 
 impl Settings {
-    /// Compares with every other built-in profile whose kernel has the sysctls set here.
-    pub fn compare_with_other_kernels(&mut self) {
-        self.compare = Profile::all()
+    /// Every other built-in profile, newest first, with these sysctls, where its kernel has
+    /// them all (a box of that kernel could not be set up this way otherwise).
+    pub fn other_kernels(&self) -> Vec<OtherKernel> {
+        Profile::all()
             .into_iter()
             .filter(|p| p.name != self.profile.name)
             .filter_map(|profile| Some(OtherKernel { sysctls: self.sysctls.carried_to(&profile)?, profile }))
-            .collect();
+            .collect()
+    }
+
+    /// Compares with [`Settings::other_kernels`].
+    pub fn compare_with_other_kernels(&mut self) {
+        self.compare = self.other_kernels();
     }
 }
 

@@ -5,8 +5,7 @@
 //! single change that removes them all — or why no knob can.
 
 use crate::capture::CaptureError;
-use crate::conntrack::profile::Profile;
-use crate::engine::{self, EngineError, Observation, RunInfo, Settings, Sink, Summary};
+use crate::engine::{self, EngineError, Observation, RunInfo, OtherKernel, Settings, Sink, Summary};
 use crate::verdict::{Action, FrameRef, ReasonId};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -70,16 +69,9 @@ impl WhatIf {
 /// change a verdict, then each timeout ten times longer and ten times shorter.
 pub fn variants(base: &Settings) -> Vec<Variant> {
     let mut out = Vec::new();
-    for name in ["latest", "6.1", "5.14", "4.18", "3.10", "2.6.18"] {
-        if name == base.profile.name {
-            continue;
-        }
-        let profile = Profile::by_name(name).expect("built-in profile");
-        // The baseline's sysctls carry over where the older kernel has them.
-        let Some(sysctls) = base.sysctls.carried_to(&profile) else {
-            continue;
-        };
-        out.push(Variant { change: format!("--kernel {name}"), settings: Settings { profile, sysctls, ..base.clone() } });
+    for OtherKernel { profile, sysctls } in base.other_kernels() {
+        let change = format!("--kernel {}", profile.name);
+        out.push(Variant { change, settings: Settings { profile, sysctls, ..base.clone() } });
     }
     let mut sysctl = |assignment: String| {
         let mut s = base.sysctls.clone();

@@ -46,17 +46,6 @@ fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K) {
     }
 }
 
-fn ct_state_name(s: CtState) -> &'static str {
-    match s {
-        CtState::New => "new",
-        CtState::Established => "established",
-        CtState::Related => "related",
-        CtState::Invalid => "invalid",
-        CtState::Untracked => "untracked",
-        CtState::Skipped => "skipped",
-    }
-}
-
 const CT_STATES: [CtState; 6] =
     [CtState::New, CtState::Established, CtState::Related, CtState::Invalid, CtState::Untracked, CtState::Skipped];
 
@@ -114,7 +103,7 @@ impl Tally {
         summary.dropped = self.dropped;
         for (state, &n) in CT_STATES.iter().zip(&self.ct_states) {
             if n > 0 {
-                summary.ct_states.insert(ct_state_name(*state).into(), n);
+                summary.ct_states.insert(state.as_str().into(), n);
             }
         }
         for (id, &n) in ReasonId::ALL.iter().zip(&self.reasons) {
