@@ -4,7 +4,7 @@
 use crate::check;
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
-use crate::engine::{self, FailPolicy, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
+use crate::engine::{self, FailPolicy, Observation, Settings, Sink, Timing, TruncatedFrames, Vantage};
 use crate::decode::Tuple;
 use crate::report::explain::{self, Explain, FindFrame, Found, Target};
 use crate::report::{
@@ -534,9 +534,6 @@ struct FailureCounter<'a> {
 }
 
 impl Sink for FailureCounter<'_> {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         if self.policy.counts(obs.verdict) {
             self.failures += 1;
@@ -544,9 +541,6 @@ impl Sink for FailureCounter<'_> {
         Ok(())
     }
     fn error(&mut self, _: &crate::capture::CaptureError) -> io::Result<()> {
-        Ok(())
-    }
-    fn end(&mut self, _: &Summary) -> io::Result<()> {
         Ok(())
     }
 }

@@ -4,8 +4,7 @@
 //! parallel; the answer is which INVALID packets each change removes or adds, and the smallest
 //! single change that removes them all — or why no knob can.
 
-use crate::capture::CaptureError;
-use crate::engine::{self, EngineError, Observation, RunInfo, OtherKernel, Settings, Sink, Summary};
+use crate::engine::{self, EngineError, Observation, OtherKernel, Settings, Sink};
 use crate::verdict::{Action, FrameRef, ReasonId};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -111,21 +110,12 @@ struct Collect {
 }
 
 impl Sink for Collect {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         let v = &obs.verdict;
         if matches!(v.action, Action::Invalid | Action::Drop) {
             let id = v.reason.as_ref().map_or(ReasonId::TcpHeaderUnreadable, |r| r.id);
             self.failures.insert(obs.frame, id);
         }
-        Ok(())
-    }
-    fn error(&mut self, _: &CaptureError) -> io::Result<()> {
-        Ok(())
-    }
-    fn end(&mut self, _: &Summary) -> io::Result<()> {
         Ok(())
     }
 }

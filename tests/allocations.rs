@@ -4,7 +4,7 @@
 //! else runs in it.
 
 use ctreplay::capture::CaptureError;
-use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary};
+use ctreplay::engine::{self, Observation, Settings, Sink};
 use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
@@ -40,9 +40,6 @@ struct Null {
 }
 
 impl Sink for Null {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         assert!(!obs.verdict.is_notable(), "healthy connections only: {:?}", obs.verdict);
         self.packets += 1;
@@ -50,9 +47,6 @@ impl Sink for Null {
     }
     fn error(&mut self, e: &CaptureError) -> io::Result<()> {
         panic!("{e}")
-    }
-    fn end(&mut self, _: &Summary) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -91,26 +91,17 @@ fn whatif_shows_be_liberal_cannot_help_the_reversed_entry() {
 /// comparison tables are the same trackers, fed the same packets.
 #[test]
 fn compared_verdicts_equal_each_kernel_run_alone() {
-    use ctreplay::capture::CaptureError;
-    use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary};
+    
+    use ctreplay::engine::{self, Observation, Settings, Sink};
     use ctreplay::verdict::KernelVerdict;
 
     /// Per frame: every kernel's verdict word when they differ, else this run's.
     #[derive(Default)]
     struct Outcomes(Vec<(Vec<KernelVerdict>, &'static str)>);
     impl Sink for Outcomes {
-        fn begin(&mut self, _: &RunInfo) -> std::io::Result<()> {
-            Ok(())
-        }
         fn packet(&mut self, obs: &Observation<'_>) -> std::io::Result<()> {
             let own = KernelVerdict::of("this run", obs.verdict).outcome();
             self.0.push((obs.kernels.to_vec(), own));
-            Ok(())
-        }
-        fn error(&mut self, _: &CaptureError) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn end(&mut self, _: &Summary) -> std::io::Result<()> {
             Ok(())
         }
     }

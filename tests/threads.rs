@@ -8,8 +8,7 @@
 mod common;
 
 use common::corpus_dir;
-use ctreplay::capture::CaptureError;
-use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary, Timing, Vantage};
+use ctreplay::engine::{self, Observation, Settings, Sink, Timing, Vantage};
 use ctreplay::report::jsonl::JsonLines;
 use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
 use std::path::{Path, PathBuf};
@@ -29,17 +28,8 @@ fn jsonl(capture: &Path, settings: &Settings, threads: usize) -> String {
 struct Bytes(Vec<(u32, u64, Vec<u8>)>);
 
 impl Sink for Bytes {
-    fn begin(&mut self, _: &RunInfo) -> std::io::Result<()> {
-        Ok(())
-    }
     fn packet(&mut self, obs: &Observation<'_>) -> std::io::Result<()> {
         self.0.push((obs.frame.file, obs.frame.number, obs.data.to_vec()));
-        Ok(())
-    }
-    fn error(&mut self, _: &CaptureError) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn end(&mut self, _: &Summary) -> std::io::Result<()> {
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use super::expect::{FrameExpectation, quote};
 use crate::capture::CaptureError;
-use crate::engine::{Observation, RunInfo, Sink, Summary};
+use crate::engine::{Observation, Sink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io;
@@ -35,9 +35,6 @@ impl<'a> Collect<'a> {
 }
 
 impl Sink for Collect<'_> {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         let v = &obs.verdict;
@@ -61,9 +58,6 @@ impl Sink for Collect<'_> {
         Ok(())
     }
 
-    fn end(&mut self, _: &Summary) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// One frame on which expectation and result disagree.

@@ -82,9 +82,6 @@ impl FindFrame {
 }
 
 impl Sink for FindFrame {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         if obs.frame != self.want {
             return Ok(());
@@ -99,12 +96,6 @@ impl Sink for FindFrame {
             (None, None, None) => Found::NotTcp("conntrack never saw it".into()),
         });
         Err(io::Error::other(StopRun))
-    }
-    fn error(&mut self, _: &CaptureError) -> io::Result<()> {
-        Ok(())
-    }
-    fn end(&mut self, _: &Summary) -> io::Result<()> {
-        Ok(())
     }
 }
 

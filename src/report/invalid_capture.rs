@@ -14,8 +14,8 @@
 //! with no frames (so scripts can count on the file), with the link type of the first frame.
 
 use crate::capture::writer::{DEFAULT_SNAPLEN, PcapNgWriter, PcapWriter, TsResolution};
-use crate::capture::{CaptureError, CaptureSet, LinkType, Timestamp};
-use crate::engine::{Observation, RunInfo, Sink, Summary};
+use crate::capture::{CaptureSet, LinkType, Timestamp};
+use crate::engine::{Observation, Sink, Summary};
 use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
@@ -134,9 +134,6 @@ fn temp_beside(dest: &Path) -> io::Result<NamedTempFile> {
 }
 
 impl Sink for InvalidCapture {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
 
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.first_linktype.get_or_insert(obs.linktype);
@@ -146,9 +143,6 @@ impl Sink for InvalidCapture {
         Ok(())
     }
 
-    fn error(&mut self, _: &CaptureError) -> io::Result<()> {
-        Ok(())
-    }
 
     fn end(&mut self, _: &Summary) -> io::Result<()> {
         let tmp = match self.writer.take().expect("end is called once") {

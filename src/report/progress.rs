@@ -6,7 +6,7 @@
 //! frames and bytes read with a spinner otherwise (stdin, gzip: the decompressed size of a gzip
 //! stream is not known before reading it).
 
-use crate::capture::{CaptureError, CaptureFile};
+use crate::capture::CaptureFile;
 use crate::engine::{Observation, Progress, RunInfo, Sink, Summary};
 use indicatif::{ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use std::io::{self, IsTerminal};
@@ -86,9 +86,6 @@ impl Sink for ProgressBar {
         Ok(())
     }
 
-    fn error(&mut self, _: &CaptureError) -> io::Result<()> {
-        Ok(())
-    }
 
     fn progress(&mut self, p: &Progress<'_>) -> io::Result<()> {
         if let Some(bar) = self.bar(p) {

@@ -56,9 +56,6 @@ mod tests {
             self.0.borrow_mut().push(self.1);
             if self.2 { Err(io::Error::other("disk full")) } else { Ok(()) }
         }
-        fn error(&mut self, _: &CaptureError) -> io::Result<()> {
-            Ok(())
-        }
         fn end(&mut self, _: &Summary) -> io::Result<()> {
             self.0.borrow_mut().push(self.1.to_ascii_uppercase());
             Ok(())

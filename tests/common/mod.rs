@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use ctreplay::capture::CaptureError;
-use ctreplay::engine::{self, Observation, RunInfo, Settings, Sink, Summary, Timing, TruncatedFrames, Vantage};
+use ctreplay::engine::{self, Observation, Settings, Sink, Timing, TruncatedFrames, Vantage};
 use serde_json::Value;
 use std::fs;
 use std::io;
@@ -75,9 +75,6 @@ pub struct Collect {
 }
 
 impl Sink for Collect {
-    fn begin(&mut self, _: &RunInfo) -> io::Result<()> {
-        Ok(())
-    }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         let state = obs.verdict.ct_state.as_str();
         self.frames.push(Seen {
@@ -91,9 +88,6 @@ impl Sink for Collect {
     }
     fn error(&mut self, err: &CaptureError) -> io::Result<()> {
         self.errors.push(err.to_string());
-        Ok(())
-    }
-    fn end(&mut self, _: &Summary) -> io::Result<()> {
         Ok(())
     }
 }
