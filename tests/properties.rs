@@ -48,15 +48,7 @@ fn connection_input() -> impl Strategy<Value = TrackerInput> {
         ops.extend(packets.into_iter().map(|(reply, flags, seq, ack, window, payload, step)| {
             op(reply, flags, seq, ack, window, payload, step % 3)
         }));
-        let config = TrackerConfig {
-            be_liberal: liberal,
-            loose: true,
-            ignore_invalid_rst: false,
-            checksum: true,
-            max_retrans: 3,
-            max: 262_144,
-            short_timeouts: false,
-        };
+        let config = TrackerConfig { be_liberal: liberal, ..TrackerConfig::default() };
         TrackerInput { config, ops }
     })
 }

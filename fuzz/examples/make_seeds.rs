@@ -84,16 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         write("decode", &name, &decode_input(link as u8, &decode_frames))?;
         if !ops.is_empty() {
-            let config = TrackerConfig {
-                be_liberal: false,
-                loose: true,
-                ignore_invalid_rst: false,
-                checksum: true,
-                max_retrans: 3,
-                max: 262_144,
-                short_timeouts: false,
-            };
-            write("tracker", &name, &TrackerInput { config, ops }.to_bytes())?;
+            write("tracker", &name, &TrackerInput { config: TrackerConfig::default(), ops }.to_bytes())?;
         }
     }
     Ok(())

@@ -347,6 +347,21 @@ pub struct TrackerConfig {
     pub short_timeouts: bool,
 }
 
+/// The kernel's defaults.
+impl Default for TrackerConfig {
+    fn default() -> TrackerConfig {
+        TrackerConfig {
+            be_liberal: false,
+            loose: true,
+            ignore_invalid_rst: false,
+            checksum: true,
+            max_retrans: 3,
+            max: 262_144,
+            short_timeouts: false,
+        }
+    }
+}
+
 impl TrackerConfig {
     pub fn from_bytes(a: u8, b: u8) -> TrackerConfig {
         TrackerConfig {
