@@ -552,7 +552,7 @@ struct ReadOutcome {
 /// [`parallel`]); the sink still sees every frame in capture order, from the calling thread.
 pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> Result<Summary, EngineError> {
     let captures = CaptureSet::open(inputs)?;
-    sink.begin(&RunInfo {
+    let run = RunInfo {
         tool: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
         kernel_profile: settings.profile.name,
@@ -560,9 +560,9 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
         vantage: settings.vantage.describe(),
         captures: inputs.to_vec(),
         compared_kernels: settings.compare.iter().map(|k| k.profile.name).collect(),
-    })?;
-    let compared: Vec<_> = settings.compare.iter().map(|k| k.profile.name).collect();
-    let mut report = Report { sink, tally: Tally::new(&compared), frames: 0, errors: Vec::new(), failed_files: BTreeSet::new() };
+    };
+    sink.begin(&run)?;
+    let mut report = Report { sink, tally: Tally::new(&run.compared_kernels), frames: 0, errors: Vec::new(), failed_files: BTreeSet::new() };
     let front = Front::new(settings);
     let read = if settings.threads > 1 {
         parallel::run(captures, front, settings, &mut report)?

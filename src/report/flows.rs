@@ -539,6 +539,10 @@ impl Slots {
         self.flows.get_mut(i as usize)?.as_mut().filter(|f| f.cold.born == born)
     }
 
+    fn live(&self, i: u32, born: u64) -> Option<&Flow> {
+        self.flows.get(i as usize)?.as_ref().filter(|f| f.cold.born == born)
+    }
+
     fn remove(&mut self, i: u32) -> Flow {
         let flow = self.flows[i as usize].take().expect("a slot of an open flow");
         self.free.push(i);
@@ -704,9 +708,7 @@ impl FlowTracker {
         self.due = due;
         if self.deadlines.len() > 2 * self.index.len() + 64 {
             let slots = &self.slots;
-            self.deadlines.retain(|&(deadline, (born, slot))| {
-                slots.flows.get(slot as usize).and_then(Option::as_ref).is_some_and(|f| f.cold.born == born && f.filed == deadline)
-            });
+            self.deadlines.retain(|&(deadline, (born, slot))| slots.live(slot, born).is_some_and(|f| f.filed == deadline));
         }
     }
 
@@ -968,6 +970,20 @@ mod tests {
         assert_eq!(done[1].frames, 2);
         let open: Vec<u64> = t.finish().iter().map(|f| f.first_frame.number).collect();
         assert_eq!(open, [11, 13, 21]);
+    }
+
+    #[test]
+    fn deadlines_of_flows_that_ended_otherwise_do_not_pile_up() {
+        // 300 connections with long-lived entries, room for 10: evicted flows leave their
+        // filings behind until the wheel is compacted
+        let mut t = FlowTracker::new(10, true);
+        let mut done = Vec::new();
+        for n in 1..=300u64 {
+            let f = expiring(creates(TestFrame::tcp(n, "S"), TcpState::SynSent), 1000 + n as u16, 1000);
+            t.packet(&f.obs(), &mut done);
+        }
+        assert!(t.index.len() <= 10);
+        assert!(t.deadlines.len() <= 2 * t.index.len() + 64, "{} filings for {} flows", t.deadlines.len(), t.index.len());
     }
 
     #[test]
