@@ -213,7 +213,7 @@ fn live(path: &Path) -> Result<()> {
         let frame = frame?;
         if let Decoded::Tcp(seg) = decoder.decode(&frame) {
             let fref = FrameRef { file: 0, number: frame.number };
-            ct.track(&Packet { seg: &seg, ts: frame.ts, frame: fref, hook: Hook::PreRouting });
+            ct.track(&Packet { seg: &seg, ts: frame.ts, frame: fref, hook: Hook::PreRouting, seq: packets, capture_ts: frame.ts });
             packets += 1;
             if packets.is_multiple_of(10_000) {
                 peak = peak.max(ct.entries());

@@ -11,6 +11,7 @@ use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
 use crate::conntrack::{Conntrack, Hook, Packet, Snapshot};
 use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip, Tuple};
+use crate::history::EntryLog;
 use crate::verdict::{Action, CtState, FrameRef, KernelVerdict, ReasonId, Verdict};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,6 +167,11 @@ pub struct Observation<'a> {
     /// When a kernel of [`Settings::compare`] judges the packet differently: every kernel's
     /// verdict, this run's first, then the others newest first. Empty when all agree.
     pub kernels: &'a [KernelVerdict],
+    /// The frame's position in the capture, from 0 (capture order, across merged files).
+    pub seq: u64,
+    /// For a notable packet that met an entry: the entry's log before the packet, so that a
+    /// report can start following its flow here and still tell it from the start.
+    pub entry_log: Option<&'a EntryLog>,
 }
 
 impl Observation<'_> {
@@ -329,6 +335,8 @@ struct Front {
     first_ts: Option<Timestamp>,
     /// The latest conntrack time so far: entries expired by then are swept out.
     clock: Timestamp,
+    /// Frames prepared so far.
+    frames: u64,
 }
 
 /// A frame made ready for conntrack.
@@ -343,6 +351,8 @@ struct Prepared {
     hook: Option<Hook>,
     /// Why conntrack never sees the frame.
     skip: Option<Skip>,
+    /// The frame's position in the capture, from 0 ([`Observation::seq`]).
+    seq: u64,
 }
 
 impl Front {
@@ -354,6 +364,7 @@ impl Front {
             truncated: settings.truncated,
             first_ts: None,
             clock: Timestamp(i64::MIN),
+            frames: 0,
         }
     }
 
@@ -372,7 +383,9 @@ impl Front {
             Decoded::TcpUnreadable { .. } => (None, None),
             Decoded::Skipped(s) => (None, Some(s.clone())),
         };
-        Prepared { decoded, ct_ts, clock: self.clock, hook, skip }
+        let seq = self.frames;
+        self.frames += 1;
+        Prepared { decoded, ct_ts, clock: self.clock, hook, skip, seq }
     }
 
     fn local_addresses(&self) -> Vec<String> {
@@ -406,11 +419,14 @@ struct Judged {
     after: Option<Box<Snapshot>>,
     /// Every kernel's verdict, when the compared kernels disagree ([`Observation::kernels`]).
     kernels: Option<Box<[KernelVerdict]>>,
+    /// The log of the entry the packet met, before it, when the packet is notable
+    /// ([`Observation::entry_log`]). Boxed: rare.
+    log: Option<Box<EntryLog>>,
 }
 
 impl Judged {
     fn skipped() -> Judged {
-        Judged { verdict: Verdict::skipped(), after: None, kernels: None }
+        Judged { verdict: Verdict::skipped(), after: None, kernels: None, log: None }
     }
 }
 
@@ -426,8 +442,10 @@ struct Judges {
 
 impl Judges {
     fn new(settings: &Settings, shards: usize) -> Judges {
+        let mut main = Conntrack::shard(settings.profile.clone(), settings.sysctls.clone(), shards);
+        main.keep_logs();
         Judges {
-            main: Conntrack::shard(settings.profile.clone(), settings.sysctls.clone(), shards),
+            main,
             others: settings.compare.iter().map(|k| Conntrack::shard(k.profile.clone(), k.sysctls.clone(), shards)).collect(),
             snapshots: settings.snapshots,
             scratch: Vec::with_capacity(settings.compare.len() + 1),
@@ -436,24 +454,27 @@ impl Judges {
 
     /// Runs one prepared frame through every table (any frame whose [`Prepared::tuple`] is
     /// `Some`).
-    fn judge(&mut self, p: &Prepared, frame: FrameRef) -> Judged {
-        let verdict = verdict_of(&mut self.main, p, frame);
+    fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judged {
+        let verdict = verdict_of(&mut self.main, p, meta);
         let after = match &p.decoded {
             Decoded::Tcp(seg) if self.snapshots => self.main.snapshot(&seg.tuple, p.ct_ts).map(Box::new),
             _ => None,
         };
-        Judged { kernels: self.compare(&verdict, p, frame), verdict, after }
+        let kernels = self.compare(&verdict, p, meta);
+        // A report starts following a flow at its first notable packet, from the entry's log.
+        let log = if verdict.is_notable() || kernels.is_some() { self.main.log_before().map(|l| Box::new(*l)) } else { None };
+        Judged { kernels, verdict, after, log }
     }
 
     /// Every kernel's verdict on the frame, when one differs from `main`'s.
-    fn compare(&mut self, main: &Verdict, p: &Prepared, frame: FrameRef) -> Option<Box<[KernelVerdict]>> {
+    fn compare(&mut self, main: &Verdict, p: &Prepared, meta: FrameMeta) -> Option<Box<[KernelVerdict]>> {
         if self.others.is_empty() {
             return None;
         }
         self.scratch.clear();
         self.scratch.push(KernelVerdict::of(self.main.profile().name, main));
         for other in &mut self.others {
-            let v = verdict_of(other, p, frame);
+            let v = verdict_of(other, p, meta);
             self.scratch.push(KernelVerdict::of(other.profile().name, &v));
         }
         let first = self.scratch[0].outcome();
@@ -462,11 +483,13 @@ impl Judges {
 }
 
 /// One table's verdict on a prepared frame.
-fn verdict_of(conntrack: &mut Conntrack, p: &Prepared, frame: FrameRef) -> Verdict {
+fn verdict_of(conntrack: &mut Conntrack, p: &Prepared, meta: FrameMeta) -> Verdict {
     conntrack.advance_clock(p.clock);
     match &p.decoded {
         Decoded::Tcp(seg) => match p.hook {
-            Some(hook) if p.skip.is_none() => conntrack.track(&Packet { seg, ts: p.ct_ts, frame, hook }),
+            Some(hook) if p.skip.is_none() => {
+                conntrack.track(&Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts })
+            }
             _ => Verdict::skipped(),
         },
         Decoded::TcpUnreadable { tuple, .. } => conntrack.track_unreadable(tuple.as_ref(), p.ct_ts),
@@ -535,6 +558,8 @@ impl Report<'_> {
             skip: p.skip.clone(),
             after: judged.after.map(|a| *a),
             kernels: judged.kernels.as_deref().unwrap_or_default(),
+            seq: p.seq,
+            entry_log: judged.log.as_deref(),
         })
     }
 }
@@ -597,7 +622,7 @@ fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, r
         let meta = FrameMeta::of(&frame);
         let prepared = front.prepare(&frame);
         let judged = match prepared.tuple() {
-            Some(_) => judges.judge(&prepared, meta.frame),
+            Some(_) => judges.judge(&prepared, meta),
             None => Judged::skipped(),
         };
         let data = if settings.frame_bytes { frame.data } else { &[] };

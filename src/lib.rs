@@ -23,6 +23,7 @@ pub mod cli;
 pub mod conntrack;
 pub mod decode;
 pub mod engine;
+pub mod history;
 pub mod report;
 pub mod synth;
 pub mod verdict;

@@ -1,5 +1,7 @@
 //! Flow summaries of `ctreplay analyze`, end to end on the bundled CentOS 5 capture.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -76,4 +78,38 @@ fn table_shows_the_connection_and_the_entry_met() {
     for want in ["pickup@20", "20…30 (4)", "ESTABLISHED", "open at the end"] {
         assert!(row.contains(want), "{want:?} in {row}");
     }
+}
+
+/// Without `--all`, a flow is followed from its first notable packet, and what came before
+/// comes from the log its conntrack entry kept. The records must be exactly those of an `--all`
+/// run, which follows every flow from its first packet: over every fixture and corpus capture,
+/// the flows of a default run are, verbatim and in order, a subsequence of the `--all` run's.
+#[test]
+fn flows_followed_from_their_first_notable_packet_are_told_from_the_start() {
+    use ctreplay::engine::{self, Settings};
+    use ctreplay::report::jsonl::JsonLines;
+
+    let flows = |capture: &std::path::Path, settings: &Settings, all: bool| -> Vec<String> {
+        let mut out = Vec::new();
+        let _ = engine::analyze(&[capture.to_string_lossy().into_owned()], settings, &mut JsonLines::new(&mut out, all));
+        String::from_utf8(out).unwrap().lines().filter(|l| l.starts_with(r#"{"type":"flow""#)).map(String::from).collect()
+    };
+    let mut settings = Settings::default();
+    settings.compare_with_other_kernels();
+    let (mut shown, mut resumed) = (0, 0);
+    for capture in common::fixture_and_corpus_captures() {
+        let every = flows(&capture, &settings, true);
+        let notable = flows(&capture, &settings, false);
+        let mut rest = every.iter();
+        for f in &notable {
+            assert!(rest.any(|e| e == f), "{}: a flow differs from the --all run's, or comes out of order:\n{f}", capture.display());
+        }
+        shown += notable.len();
+        // Flows of an entry whose first packet was not marked: followed from a later one, with
+        // what came before from the entry's log.
+        let first_unmarked = |f: &Value| f["created_frame"].is_object() && !matches!(f["history"].as_str().unwrap().chars().nth(1), Some('!' | '~'));
+        resumed += notable.iter().map(|f| serde_json::from_str::<Value>(f).unwrap()).filter(first_unmarked).count();
+    }
+    eprintln!("{shown} flows shown, {resumed} of them with packets before their first marked one");
+    assert!(resumed > 0, "no flow was followed from a later packet: the test shows nothing");
 }

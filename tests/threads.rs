@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::corpus_dir;
+use common::fixture_and_corpus_captures;
 use ctreplay::engine::{self, Observation, Settings, Sink, Timing, Vantage};
 use ctreplay::report::jsonl::JsonLines;
 use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
@@ -41,18 +41,6 @@ fn frame_bytes(capture: &Path, threads: usize) -> Vec<(u32, u64, Vec<u8>)> {
     sink.0
 }
 
-fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            captures_under(&p, out);
-        } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-            out.push(p);
-        }
-    }
-}
-
 /// The first line where two outputs differ, for the failure message.
 fn first_difference(a: &str, b: &str) -> String {
     let (n, (x, y)) = a.lines().zip(b.lines()).enumerate().find(|(_, (x, y))| x != y).unwrap_or((0, ("(length)", "(length)")));
@@ -77,13 +65,7 @@ fn assert_same_with_4_threads(captures: &[PathBuf], settings: &Settings) -> (usi
 
 #[test]
 fn corpus_and_fixtures_give_the_same_output_on_1_and_4_threads() {
-    let mut captures = Vec::new();
-    captures_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"), &mut captures);
-    match corpus_dir() {
-        Some(dir) => captures_under(&dir, &mut captures),
-        None => eprintln!("note: ../shared/corpus not found; only the fixtures are compared"),
-    }
-    captures.sort();
+    let captures = fixture_and_corpus_captures();
     // The CLI's defaults: capture timing (entries expire), vantage detection, and every packet
     // judged by the older kernels too.
     let mut cli = Settings::default();

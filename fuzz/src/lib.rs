@@ -611,7 +611,7 @@ pub fn run_tracker(input: &TrackerInput) -> Vec<Verdict> {
         let v = if op.misc & 0x80 != 0 {
             ct.track_unreadable(Some(&seg.tuple), ts)
         } else {
-            ct.track(&Packet { seg: &seg, ts, frame, hook: op.hook() })
+            ct.track(&Packet { seg: &seg, ts, frame, hook: op.hook(), seq: i as u64, capture_ts: ts })
         };
         assert!(ct.entries() <= input.config.max as usize, "table above nf_conntrack_max");
         let full = v.reason.as_ref().is_some_and(|r| r.id == ReasonId::TableFull);

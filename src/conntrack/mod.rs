@@ -18,6 +18,7 @@ pub mod window;
 
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Tuple};
+use crate::history::EntryLog;
 use crate::verdict::{Action, CtState, Evidence, EntryInfo, FrameRef, Reason, ReasonId, Verdict};
 use entry::Entry;
 use profile::Profile;
@@ -32,9 +33,14 @@ use tracker::{Config, Handled, NewEntry};
 #[derive(Clone, Copy, Debug)]
 pub struct Packet<'a> {
     pub seg: &'a Segment,
+    /// Conntrack's time for the packet.
     pub ts: Timestamp,
     pub frame: FrameRef,
     pub hook: Hook,
+    /// The frame's position in the capture and its capture time, for the entries' logs
+    /// ([`EntryLog`]).
+    pub seq: u64,
+    pub capture_ts: Timestamp,
 }
 
 /// An entry as it is at some moment: for timelines (`explain`) and differential tests.
@@ -55,6 +61,10 @@ pub struct Conntrack {
     limit: u32,
     /// The latest time seen: entries that expired by then are swept out.
     clock: Timestamp,
+    /// Whether entries keep an [`EntryLog`] of their packets (a report asks for it).
+    keep_logs: bool,
+    /// The log of the entry the last tracked packet met, as it was before that packet.
+    log_before: Option<EntryLog>,
 }
 
 impl Conntrack {
@@ -67,7 +77,19 @@ impl Conntrack {
     /// so a table-full decision may differ from a single table's near the limit.
     pub fn shard(profile: Profile, sysctls: Sysctls, shards: usize) -> Conntrack {
         let limit = sysctls.max.div_ceil(shards.max(1) as u32);
-        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN) }
+        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN), keep_logs: false, log_before: None }
+    }
+
+    /// Has every entry keep an [`EntryLog`] of the packets that meet it. A few nanoseconds a
+    /// packet: the entry is in the cache already.
+    pub fn keep_logs(&mut self) {
+        self.keep_logs = true;
+    }
+
+    /// The log of the entry the last packet [`Conntrack::track`]ed met, as it was before that
+    /// packet; `None` when it met none (or logs are not kept).
+    pub fn log_before(&self) -> Option<&EntryLog> {
+        self.log_before.as_ref()
     }
 
     pub fn profile(&self) -> &Profile {
@@ -111,6 +133,32 @@ impl Conntrack {
 
     /// The verdict for one TCP segment.
     pub fn track(&mut self, p: &Packet) -> Verdict {
+        if !self.keep_logs {
+            return self.judge(p);
+        }
+        self.log_before = None;
+        let v = self.judge(p);
+        self.log(p, &v);
+        v
+    }
+
+    /// Adds the packet to the log of the entry it counts for, if that entry is still there: the
+    /// one it met, or the one it created.
+    fn log(&mut self, p: &Packet, v: &Verdict) {
+        let counts_for = match &v.entry {
+            Some(met) => met.created_frame,
+            None if v.action == Action::Accept && v.state_before.is_none() => p.frame,
+            None => return,
+        };
+        let Some((h, _)) = self.table.lookup(&p.seg.tuple, p.ts) else { return };
+        let e = self.table.entry_mut(h);
+        if e.created_frame == counts_for {
+            let marked = matches!(v.action, Action::Invalid | Action::Drop | Action::Ignore);
+            e.log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
+        }
+    }
+
+    fn judge(&mut self, p: &Packet) -> Verdict {
         self.advance_clock(p.ts);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         let Some((h, dir)) = self.table.lookup(&p.seg.tuple, p.ts) else {
@@ -118,6 +166,9 @@ impl Conntrack {
         };
         let e = self.table.entry_mut(h);
         let before = e.info(dir);
+        if self.keep_logs {
+            self.log_before = Some(e.log);
+        }
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
             return invalid(r, Some(dir), Some(before)).expiring(Some(before.expires));
         }
@@ -213,6 +264,7 @@ impl Conntrack {
             created_ts: p.ts,
             created_by,
             last_change_frame: p.frame,
+            log: EntryLog::new(p.seq, p.capture_ts),
         };
         match tracker::tcp_packet(&cfg, &mut e, p.seg, Dir::Original, p.ts) {
             Handled::Accepted { delete_entry, .. } => {

@@ -453,6 +453,7 @@ mod tests {
             created_ts: Timestamp(0),
             created_by: CreatedBy::Syn,
             last_change_frame: FrameRef::default(),
+            log: crate::history::EntryLog::new(0, Timestamp(0)),
         }
     }
 

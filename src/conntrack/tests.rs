@@ -62,7 +62,7 @@ impl Run {
     fn send(&mut self, s: Segment) -> Verdict {
         self.frame += 1;
         let frame = FrameRef { file: 0, number: self.frame };
-        self.ct.track(&Packet { seg: &s, ts: self.now, frame, hook: Hook::PreRouting })
+        self.ct.track(&Packet { seg: &s, ts: self.now, frame, hook: Hook::PreRouting, seq: self.frame, capture_ts: self.now })
     }
     fn c(&mut self, flags: &str, seq: u32, ack: u32) -> Verdict {
         self.send(seg(C, S, flags, seq, ack, 64240, 0))
@@ -135,7 +135,7 @@ fn t04_checksum_only_checked_at_prerouting() {
     let mut r = Run::new();
     assert_eq!(log(&r.send(bad)), "nf_ct_proto_6: bad checksum");
     let mut r = Run::new();
-    let v = r.ct.track(&Packet { seg: &bad, ts: r.now, frame: FrameRef::default(), hook: Hook::LocalOut });
+    let v = r.ct.track(&Packet { seg: &bad, ts: r.now, frame: FrameRef::default(), hook: Hook::LocalOut, seq: 0, capture_ts: r.now });
     assert_eq!(v.ct_state, CtState::New);
     let mut r = Run::with_sysctl("nf_conntrack_checksum=0");
     assert_eq!(r.send(bad).ct_state, CtState::New);

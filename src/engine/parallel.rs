@@ -192,7 +192,7 @@ fn track(
             let Item::Frame { meta, prepared, .. } = &batch.items[at as usize] else {
                 unreachable!("only frames are routed")
             };
-            out.push(judges.judge(prepared, meta.frame));
+            out.push(judges.judge(prepared, *meta));
         }
         // Let go of the batch before the merger can finish with it, so it can be recycled.
         drop(batch);

@@ -116,6 +116,7 @@ pub struct Row {
     skip: Option<crate::decode::Skip>,
     /// The entry after the packet (none: no entry, or it was deleted).
     pub after: Option<Snapshot>,
+    seq: u64,
 }
 
 impl Row {
@@ -133,6 +134,8 @@ impl Row {
             skip: self.skip.clone(),
             after: self.after,
             kernels: &[],
+            seq: self.seq,
+            entry_log: None,
         }
     }
 
@@ -298,6 +301,7 @@ impl<W: Write> Sink for Explain<W> {
             verdict: obs.verdict.clone(),
             skip: obs.skip.clone(),
             after: obs.after,
+            seq: obs.seq,
         });
         Ok(())
     }
@@ -1134,6 +1138,7 @@ mod tests {
                 let info = TestFrame::tcp(created.number, "S").entry(created.number, CreatedBy::Syn, Dir::Original, state).verdict.entry.unwrap();
                 Snapshot { info, tcp, remaining_ns: left * 1_000_000_000 }
             }),
+            seq: obs.seq,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::FlowKey;
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
+use crate::history;
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::{Entry, HashTable};
@@ -25,8 +26,7 @@ use std::hash::BuildHasher;
 
 /// Open flows kept before the least recently seen are emitted early.
 pub const MAX_ACTIVE_FLOWS: usize = 100_000;
-/// States recorded per flow; a flow flapping between states longer than this stops recording.
-pub const MAX_STATES: usize = 32;
+pub use crate::history::MAX_STATES;
 /// Characters of history kept per flow; a longer history ends with `…`.
 pub const MAX_HISTORY: usize = 64;
 // A flow counts its states and history characters in a byte.
@@ -130,30 +130,8 @@ struct History {
 /// The letters of a [`History`], its first `len` bytes.
 type HistoryText = [u8; MAX_HISTORY];
 
-const LETTERS: &[u8] = b"SHAFRDN";
-
 impl History {
     const EMPTY: History = History { len: 0, seen: 0, last_marked: None, marked_last: false, full: false };
-
-    /// The letter of a packet: the class that matters most to conntrack (RST over SYN over FIN,
-    /// as its state table ranks them), then data, then a bare ACK, `N` for none of these. (The
-    /// caller adds `D` before an accepted FIN with data.)
-    fn letter(seg: &Segment) -> u8 {
-        let f = seg.flags;
-        if f.rst() {
-            b'R'
-        } else if f.syn() {
-            if f.ack() { b'H' } else { b'S' }
-        } else if f.fin() {
-            b'F'
-        } else if seg.payload_len() > 0 {
-            b'D'
-        } else if f.ack() {
-            b'A'
-        } else {
-            b'N'
-        }
-    }
 
     /// `mark`: `!` INVALID or dropped, `~` ignored.
     fn push(&mut self, text: &mut HistoryText, letter: u8, dir: Dir, mark: Option<u8>) {
@@ -175,8 +153,7 @@ impl History {
             }
             None => {
                 // Zeek's rule: a letter once per direction, so a long healthy transfer stays short.
-                let index = LETTERS.iter().position(|&l| l == letter).unwrap_or(0);
-                let bit = 1u16 << (index * 2 + dir.index());
+                let bit = 1u16 << history::token_index(letter, dir);
                 if self.seen & bit != 0 {
                     return;
                 }
@@ -328,15 +305,26 @@ struct Flow {
 }
 
 impl Flow {
-    /// The flow a packet starts (before it is counted, see [`Flow::add`]).
+    /// The flow a packet starts (before it is counted, see [`Flow::add`]). A packet of an
+    /// entry met before resumes its flow from the entry's log; when there is none (or its
+    /// history stopped at a mark this report did not follow), the flow starts here, `partial`.
     fn start(obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) -> Flow {
-        let (tuple, created_frame, created_by, partial) = match b {
-            Belongs::Entry { created, by, orig, new } => (orig, Some(created.into()), Some(by), !new),
+        let (tuple, created_frame, created_by, mut partial) = match b {
+            Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), !new),
             Belongs::None => (seg.tuple, None, None, false),
         };
+        let log = obs.entry_log.filter(|log| partial && !log.marked);
         let mut states = States::EMPTY;
         let mut state_list = [TcpState::None; MAX_STATES];
-        if let (true, Some(e)) = (partial, &obs.verdict.entry) {
+        let mut history = History::EMPTY;
+        let mut history_text = [0; MAX_HISTORY];
+        let (mut first_frame, mut first_ts, mut frames, mut born) = (obs.frame, obs.ts, 0, clock);
+        if let (Some(log), Some(created)) = (log, created_frame) {
+            log.states().for_each(|s| states.push(&mut state_list, s));
+            log.tokens().for_each(|(letter, dir)| history.push(&mut history_text, letter, dir, None));
+            (first_frame, first_ts, frames, born) = (created, log.first_ts, log.packets, log.born);
+            partial = false;
+        } else if let (true, Some(e)) = (partial, &obs.verdict.entry) {
             states.push(&mut state_list, e.state);
         }
         Flow {
@@ -345,27 +333,27 @@ impl Flow {
             filed: Timestamp(i64::MAX),
             hot: Hot {
                 touched: clock,
-                frames: 0,
+                frames,
                 last_ts: obs.ts,
                 last_frame: obs.frame.into(),
-                created_frame,
+                created_frame: created_frame.map(Frame::from),
                 created_by,
                 notable: false,
-                history: History::EMPTY,
+                history,
                 states,
             },
             cold: Cold {
                 tuple,
                 partial,
-                first_frame: obs.frame,
-                first_ts: obs.ts,
+                first_frame,
+                first_ts,
                 invalid: 0,
                 ignored: 0,
                 dropped: 0,
                 reasons: BTreeMap::new(),
-                history: [0; MAX_HISTORY],
+                history: history_text,
                 states: state_list,
-                born: clock,
+                born,
             },
         }
     }
@@ -420,12 +408,10 @@ impl Flow {
         if let Belongs::Entry { .. } = b {
             *expires = v.expires;
         }
-        let letter = History::letter(seg);
-        if letter == b'F' && seg.payload_len() > 0 && mark.is_none() {
-            // A FIN often carries the last data (as Zeek, the history says both).
-            hot.history.push(&mut cold.history, b'D', dir, None);
+        // (A marked packet writes one letter, so the mark goes to it.)
+        for letter in history::letters(seg, mark.is_some()) {
+            hot.history.push(&mut cold.history, letter, dir, mark);
         }
-        hot.history.push(&mut cold.history, letter, dir, mark);
     }
 
     /// Whether a report shows the flow: a notable one always, any with `all`.
@@ -588,7 +574,6 @@ pub struct FlowTracker {
     cap: usize,
     /// Emit every flow, not only the notable ones (`--all`).
     all: bool,
-    clock: u64,
     /// Open flows by when their entry expires, each as the flow's `born` and slot. Lazy, as
     /// the conntrack table's: a flow is filed once, and again only when that deadline passes
     /// while its entry was refreshed since, or its expiry is lowered; filings of flows that
@@ -615,7 +600,6 @@ impl FlowTracker {
             slots: Slots::default(),
             cap: cap.max(1),
             all,
-            clock: 0,
             deadlines: Wheel::default(),
             due: Vec::new(),
             now: Timestamp(i64::MIN),
@@ -634,8 +618,11 @@ impl FlowTracker {
             return; // conntrack never saw it (--truncated skip)
         }
         let b = belongs(obs, seg);
-        self.clock += 1;
-        let (clock, all) = (self.clock, self.all);
+        let (clock, all) = (obs.seq, self.all);
+        // Without `--all`, only flows with a notable packet are shown, so a flow is followed
+        // from its first one: the entry's log tells what came before (`crate::history`).
+        // Entry-less flows have no log, and are followed from their first packet.
+        let follow = all || obs.is_notable() || b == Belongs::None;
 
         let key = FlowKey::of(&seg.tuple);
         let hash = hash32(&key);
@@ -649,9 +636,14 @@ impl FlowTracker {
                     let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
                     let reopened = obs.verdict.replaced.as_ref().is_some_and(|r| Some(r.created_frame.into()) == old.hot.created_frame);
                     old.emit(if reopened { Ended::Reopened } else { Ended::Expired }, all, done);
+                    if !follow {
+                        self.slots.remove(entry.remove().0.slot);
+                        return;
+                    }
                 }
                 entry
             }
+            Entry::Vacant(_) if !follow => return,
             Entry::Vacant(entry) => {
                 let slot = self.slots.insert(Flow::start(obs, seg, b, clock));
                 entry.insert(Indexed { slot, hash })
@@ -785,7 +777,7 @@ impl FlowRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_support::TestFrame;
+    use crate::report::test_support::{with_entry_logs, TestFrame};
     use crate::verdict::ReasonId;
 
     /// Runs frames through a tracker: the flows in the order they are emitted, open ones last
@@ -793,7 +785,7 @@ mod tests {
     fn flows_shown(cap: usize, all: bool, frames: &[TestFrame]) -> Vec<FlowRecord> {
         let mut t = FlowTracker::new(cap, all);
         let mut done = Vec::new();
-        for f in frames {
+        for f in &with_entry_logs(frames.to_vec()) {
             t.packet(&f.obs(), &mut done);
         }
         done.extend(t.finish());
@@ -1012,7 +1004,7 @@ mod tests {
 
     #[test]
     fn without_all_the_notable_flows_come_as_with_all() {
-        // ten connections with room for four; the odd ones have an INVALID packet
+        // ten connections; the odd ones have an INVALID packet, after the SYN that created them
         let mut frames = Vec::new();
         for n in 1..=10 {
             let port = |mut f: TestFrame| {
@@ -1026,12 +1018,17 @@ mod tests {
             }
         }
         let json = |flows: Vec<FlowRecord>| -> Vec<String> { flows.iter().map(|f| serde_json::to_string(f).unwrap()).collect() };
-        let all = flows_shown(4, true, &frames);
-        let ended: Vec<Option<Ended>> = all.iter().map(|f| f.ended).collect();
-        assert!(ended.contains(&Some(Ended::Evicted)) && ended.contains(&Some(Ended::Open)), "{ended:?}");
-        let notable = json(all.into_iter().filter(|f| f.invalid > 0).collect());
+        let notable = json(flows_shown(100, true, &frames).into_iter().filter(|f| f.invalid > 0).collect());
         assert_eq!(notable.len(), 5);
-        assert_eq!(json(flows_shown(4, false, &frames)), notable);
+        // Followed from the INVALID packet on, they still count their SYN (the entry's log).
+        assert_eq!(json(flows_shown(100, false, &frames)), notable);
+        assert!(notable.iter().all(|f| f.contains(r#""frames":2"#) && f.contains(r#""history":"SS!""#)));
+
+        // With room for four, the bound counts the flows followed: every one with --all, only
+        // the notable ones without.
+        let evicted = |flows: Vec<FlowRecord>| flows.iter().filter(|f| f.invalid > 0 && f.ended == Some(Ended::Evicted)).count();
+        assert_eq!(evicted(flows_shown(4, true, &frames)), 3);
+        assert_eq!(evicted(flows_shown(4, false, &frames)), 1);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl<W: Write> Sink for JsonLines<W> {
 mod tests {
     use super::*;
     use crate::conntrack::state::{Dir, TcpState};
-    use crate::report::test_support::TestFrame;
+    use crate::report::test_support::{with_entry_logs, TestFrame};
     use crate::verdict::{CreatedBy, ReasonId};
     use serde_json::Value;
 
@@ -91,7 +91,7 @@ mod tests {
         let mut s = JsonLines::new(&mut out, false);
         let run = crate::report::test_support::run_info(&[]);
         s.begin(&run).unwrap();
-        let frames = [
+        let frames = with_entry_logs(vec![
             TestFrame::tcp(1, "S").creates(TcpState::SynSent),
             TestFrame::tcp(2, "S")
                 .entry(1, CreatedBy::Syn, Dir::Original, TcpState::SynSent)
@@ -102,7 +102,7 @@ mod tests {
                 .reversed()
                 .entry(3, CreatedBy::Syn, Dir::Reply, TcpState::SynSent)
                 .invalid(ReasonId::StateTableInvalid, &[]),
-        ];
+        ]);
         for f in &frames {
             s.packet(&f.obs()).unwrap();
         }

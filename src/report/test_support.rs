@@ -7,7 +7,9 @@ use crate::conntrack::Hook;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::decode::{ChecksumStatus, Segment, Skip, TcpFlags, TcpOptions, Tuple};
 use crate::engine::{Observation, RunInfo};
+use crate::history::EntryLog;
 use crate::verdict::{Action, CreatedBy, CtState, EntryInfo, Evidence, FrameRef, KernelVerdict, Reason, ReasonId, Verdict};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// What a run of ctreplay on `captures` tells its sinks first: defaults, nothing compared.
@@ -27,6 +29,7 @@ pub fn run_info(captures: &[&str]) -> RunInfo {
 pub const T0: i64 = 1_700_000_000;
 
 /// Everything an [`Observation`] borrows, owned.
+#[derive(Clone)]
 pub struct TestFrame {
     pub frame: FrameRef,
     pub ts: Timestamp,
@@ -39,6 +42,8 @@ pub struct TestFrame {
     pub skip: Option<Skip>,
     /// Every kernel's verdict, when compared kernels disagree ([`Observation::kernels`]).
     pub kernels: Vec<KernelVerdict>,
+    /// The entry's log before the frame ([`Observation::entry_log`]).
+    pub entry_log: Option<EntryLog>,
 }
 
 fn flags(s: &str) -> TcpFlags {
@@ -87,7 +92,14 @@ impl TestFrame {
             },
             skip: None,
             kernels: Vec::new(),
+            entry_log: None,
         }
+    }
+
+    /// The frame's position in the capture: its number, files one after another (a test
+    /// capture has fewer than a million frames a file).
+    fn seq(&self) -> u64 {
+        u64::from(self.frame.file) * 1_000_000 + self.frame.number
     }
 
     /// Frame `n`, which conntrack never saw.
@@ -114,6 +126,8 @@ impl TestFrame {
             skip: self.skip.clone(),
             after: None,
             kernels: &self.kernels,
+            seq: self.seq(),
+            entry_log: self.entry_log.as_ref(),
         }
     }
 
@@ -188,4 +202,28 @@ impl TestFrame {
         });
         self
     }
+}
+
+/// Gives each notable frame that met an entry the log the entry kept before it, as the engine
+/// does with a tracker that keeps logs (`Conntrack::keep_logs`): every frame counts for the
+/// entry it met or created.
+pub fn with_entry_logs(mut frames: Vec<TestFrame>) -> Vec<TestFrame> {
+    let mut logs: HashMap<FrameRef, EntryLog> = HashMap::new();
+    for f in &mut frames {
+        let (Some(seg), v) = (f.segment, &f.verdict) else { continue };
+        let created = match &v.entry {
+            Some(met) => met.created_frame,
+            None if v.action == Action::Accept && v.state_before.is_none() => {
+                logs.insert(f.frame, EntryLog::new(f.seq(), f.ts));
+                f.frame
+            }
+            None => continue,
+        };
+        let Some(log) = logs.get_mut(&created) else { continue };
+        if v.entry.is_some() && (v.is_notable() || !f.kernels.is_empty()) {
+            f.entry_log = Some(*log);
+        }
+        log.add(&seg, v.dir.unwrap_or(Dir::Original), v.state_after, matches!(v.action, Action::Invalid | Action::Drop | Action::Ignore));
+    }
+    frames
 }

@@ -14,6 +14,31 @@ pub fn corpus_dir() -> Option<PathBuf> {
     dir.join("MANIFEST.tsv").exists().then_some(dir)
 }
 
+/// Every `.pcap` / `.pcapng` under `dir`, appended to `out`.
+pub fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            captures_under(&p, out);
+        } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every fixture capture, and every corpus capture when `../shared` is present, sorted.
+pub fn fixture_and_corpus_captures() -> Vec<PathBuf> {
+    let mut captures = Vec::new();
+    captures_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"), &mut captures);
+    match corpus_dir() {
+        Some(dir) => captures_under(&dir, &mut captures),
+        None => eprintln!("note: ../shared/corpus not found; only the fixtures are used"),
+    }
+    captures.sort();
+    captures
+}
+
 /// What the engine said about one frame, reduced to what the oracle can tell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
