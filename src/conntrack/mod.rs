@@ -65,6 +65,9 @@ pub struct Conntrack {
     keep_logs: bool,
     /// The log of the entry the last tracked packet met, as it was before that packet.
     log_before: Option<EntryLog>,
+    /// The entry the packet being tracked met, while it is still in the table: the packet goes
+    /// into its log. (A packet that creates an entry goes into the new log directly.)
+    met: Option<table::Handle>,
 }
 
 impl Conntrack {
@@ -77,7 +80,7 @@ impl Conntrack {
     /// so a table-full decision may differ from a single table's near the limit.
     pub fn shard(profile: Profile, sysctls: Sysctls, shards: usize) -> Conntrack {
         let limit = sysctls.max.div_ceil(shards.max(1) as u32);
-        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN), keep_logs: false, log_before: None }
+        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN), keep_logs: false, log_before: None, met: None }
     }
 
     /// Has every entry keep an [`EntryLog`] of the packets that meet it. A few nanoseconds a
@@ -138,24 +141,11 @@ impl Conntrack {
         }
         self.log_before = None;
         let v = self.judge(p);
-        self.log(p, &v);
-        v
-    }
-
-    /// Adds the packet to the log of the entry it counts for, if that entry is still there: the
-    /// one it met, or the one it created.
-    fn log(&mut self, p: &Packet, v: &Verdict) {
-        let counts_for = match &v.entry {
-            Some(met) => met.created_frame,
-            None if v.action == Action::Accept && v.state_before.is_none() => p.frame,
-            None => return,
-        };
-        let Some((h, _)) = self.table.lookup(&p.seg.tuple, p.ts) else { return };
-        let e = self.table.entry_mut(h);
-        if e.created_frame == counts_for {
+        if let Some(h) = self.met.take() {
             let marked = matches!(v.action, Action::Invalid | Action::Drop | Action::Ignore);
-            e.log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
+            self.table.entry_mut(h).log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
         }
+        v
     }
 
     fn judge(&mut self, p: &Packet) -> Verdict {
@@ -168,6 +158,7 @@ impl Conntrack {
         let before = e.info(dir);
         if self.keep_logs {
             self.log_before = Some(e.log);
+            self.met = Some(h);
         }
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
             return invalid(r, Some(dir), Some(before)).expiring(Some(before.expires));
@@ -179,6 +170,7 @@ impl Conntrack {
         let (action, reason) = match handled {
             Handled::Repeat => {
                 // Reopen: the old entry goes, the packet is looked up again from scratch.
+                self.met = None;
                 self.table.remove(h);
                 return self.track_new(p, Some(before));
             }
@@ -190,6 +182,7 @@ impl Conntrack {
             }
             Handled::DropAndKill(r) => {
                 // 2.6.18's out-of-sync kill: the entry goes and the packet is dropped.
+                self.met = None;
                 self.table.remove(h);
                 let v = invalid(r, Some(dir), Some(before));
                 return Verdict { action: Action::Drop, state_after: None, ..v };
@@ -197,6 +190,7 @@ impl Conntrack {
             Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
             Handled::Accepted { delete_entry, .. } => {
                 if delete_entry {
+                    self.met = None;
                     let e = self.table.remove(h).expect("live entry");
                     return accepted(ct_state, dir, old_state, e.tcp.state, before);
                 }
@@ -271,6 +265,9 @@ impl Conntrack {
                 let state_after = e.tcp.state;
                 let expires = (!delete_entry).then_some(e.expires);
                 if !delete_entry {
+                    if self.keep_logs {
+                        e.log.add(p.seg, Dir::Original, Some(state_after), false);
+                    }
                     self.table.insert(e);
                 }
                 Verdict {

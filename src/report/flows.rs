@@ -623,6 +623,9 @@ impl FlowTracker {
         // from its first one: the entry's log tells what came before (`crate::history`).
         // Entry-less flows have no log, and are followed from their first packet.
         let follow = all || obs.is_notable() || b == Belongs::None;
+        if !follow && self.index.is_empty() {
+            return; // the common case: no flow followed yet, none to start
+        }
 
         let key = FlowKey::of(&seg.tuple);
         let hash = hash32(&key);
