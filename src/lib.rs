@@ -11,6 +11,8 @@
 //! * [`conntrack`] is the netfilter-exact TCP tracker: the table, the state machine, the window
 //!   checks, the sysctls and the kernel profiles.
 //! * [`verdict`] is what the tracker says about one packet.
+//! * [`history`] is a connection's packets in letters, which an entry keeps in brief and the
+//!   flow summaries in full.
 //! * [`engine`] runs the pipeline over a whole capture.
 //! * [`report`] prints verdicts for people and programs.
 //! * [`check`] replays a directory of fixture captures against their expectation files (CI).

@@ -6,8 +6,14 @@
 //! tuple that met no entry at all (INVALID new, orphan RSTs…) are grouped into an entry-less
 //! flow, so that they are not lost from the flow view.
 //!
+//! Which flows are followed: with `--all` every one, from its first packet. Otherwise a report
+//! shows only the flows with a notable packet, so a flow is followed from its first notable
+//! one, and what came before comes from the log its conntrack entry kept
+//! ([`Observation::entry_log`], `crate::history`): the same record, without a lookup per
+//! packet in a table of every open flow.
+//!
 //! Memory is bounded: only the flows still open are kept, one per tuple; a flow is emitted as
-//! soon as its end is known, and when more than a cap are open the least recently seen are
+//! soon as its end is known, and when more than a cap are followed the least recently seen are
 //! emitted early, marked [`Ended::Evicted`] (`docs/limits.md`).
 
 use crate::capture::Timestamp;
@@ -24,7 +30,7 @@ use crate::wheel::Wheel;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
-/// Open flows kept before the least recently seen are emitted early.
+/// Followed flows kept open before the least recently seen are emitted early.
 pub const MAX_ACTIVE_FLOWS: usize = 100_000;
 pub use crate::history::MAX_STATES;
 /// Characters of history kept per flow; a longer history ends with `…`.
@@ -241,8 +247,8 @@ impl From<Frame> for FrameRef {
 #[derive(Clone, Copy)]
 #[repr(align(64))]
 struct Hot {
-    /// When the run last met the flow: for eviction. (Each packet meets one flow, so no two
-    /// flows share a value.)
+    /// The capture position ([`Observation::seq`]) of the flow's last packet followed: for
+    /// eviction. (Each packet meets one flow, so no two flows share a value.)
     touched: u64,
     frames: u64,
     last_ts: Timestamp,
@@ -274,7 +280,8 @@ struct Cold {
     reasons: BTreeMap<ReasonId, u64>,
     history: HistoryText,
     states: StateList,
-    /// When the run first met the flow: for the final order.
+    /// The capture position of the flow's first packet (its entry's creator, when the entry's
+    /// log told it): its identity, and the final order.
     born: u64,
 }
 
