@@ -763,8 +763,10 @@ impl FlowRows {
 
     pub fn packet(&mut self, obs: &Observation<'_>) {
         self.tracker.packet(obs, &mut self.done);
-        let done = std::mem::take(&mut self.done);
-        self.keep(done);
+        if !self.done.is_empty() {
+            let done = std::mem::take(&mut self.done);
+            self.keep(done);
+        }
     }
 
     /// Call once, at the end of the run.
