@@ -462,7 +462,7 @@ impl Judges {
         };
         let kernels = self.compare(&verdict, p, meta);
         // A report starts following a flow at its first notable packet, from the entry's log.
-        let log = if verdict.is_notable() || kernels.is_some() { self.main.log_before().map(|l| Box::new(*l)) } else { None };
+        let log = self.main.take_log_before().filter(|_| verdict.is_notable() || kernels.is_some()).map(Box::new);
         Judged { kernels, verdict, after, log }
     }
 

@@ -89,10 +89,11 @@ impl Conntrack {
         self.keep_logs = true;
     }
 
-    /// The log of the entry the last packet [`Conntrack::track`]ed met, as it was before that
-    /// packet; `None` when it met none (or logs are not kept).
-    pub fn log_before(&self) -> Option<&EntryLog> {
-        self.log_before.as_ref()
+    /// Takes the log of the entry the last packet [`Conntrack::track`]ed met, as it was before
+    /// that packet; `None` when it met none, logs are not kept, or it was taken already (so a
+    /// caller that takes it after every packet never gets an earlier packet's).
+    pub fn take_log_before(&mut self) -> Option<EntryLog> {
+        self.log_before.take()
     }
 
     pub fn profile(&self) -> &Profile {

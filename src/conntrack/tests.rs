@@ -579,3 +579,44 @@ fn full_table_evicts_closed_connections_before_dropping() {
         r.wait(1);
     }
 }
+
+/// With logs kept, each entry counts the packets that meet it (INVALID ones too), the states it
+/// passes and its history until a marked packet; a packet is told the log as it was before it,
+/// once; a reopen starts a new log.
+#[test]
+fn entries_keep_logs_of_their_packets() {
+    let mut r = Run::new();
+    r.ct.keep_logs();
+    r.handshake();
+    assert_eq!(r.ct.take_log_before().map(|l| l.packets), Some(2), "the third packet met an entry of two");
+    assert_eq!(r.ct.take_log_before(), None, "taken once");
+    let v = r.s("S", 7000, 0);
+    assert_eq!(v.action, Action::Invalid);
+    let before = r.ct.take_log_before().expect("the INVALID SYN met the entry");
+    assert_eq!((before.packets, before.born, before.marked), (3, 1, false));
+    assert_eq!(before.states().collect::<Vec<_>>(), [TcpState::SynSent, TcpState::SynRecv, TcpState::Established]);
+    let history: String = before.tokens().map(|(l, d)| if d == Dir::Original { l as char } else { (l as char).to_ascii_lowercase() }).collect();
+    assert_eq!(history, "ShA");
+    let after = r.entry().log;
+    assert_eq!((after.packets, after.marked), (4, true));
+
+    // Close, then reopen from TIME_WAIT: the new entry's log starts with the reopening SYN.
+    r.c("F.", 1001, 5001);
+    r.s(".", 5001, 1002);
+    r.s("F.", 5001, 1002);
+    r.c(".", 1002, 5002);
+    let v = r.c("S", 500000, 0);
+    assert!(v.replaced.is_some());
+    assert_eq!(r.ct.take_log_before().map(|l| l.packets), Some(8), "the reopening SYN met the old entry");
+    let new = r.entry().log;
+    assert_eq!((new.packets, new.born, new.marked), (1, r.frame, false));
+    assert_eq!(new.states().collect::<Vec<_>>(), [TcpState::SynSent]);
+}
+
+#[test]
+fn without_logs_nothing_is_logged() {
+    let mut r = Run::new();
+    r.handshake();
+    assert_eq!(r.ct.take_log_before(), None);
+    assert_eq!(r.entry().log.packets, 0);
+}
