@@ -34,6 +34,12 @@ fn second_of(t: Timestamp) -> i64 {
     t.0.div_euclid(NS_PER_SEC)
 }
 
+/// Whether the second `t` falls in is over by `now`: the grain at which a wheel is swept
+/// ([`Wheel::take_past_seconds`] takes the filings of exactly those seconds).
+pub fn second_is_over(t: Timestamp, now: Timestamp) -> bool {
+    second_of(t) < second_of(now)
+}
+
 impl<R> Wheel<R> {
     /// Filings held.
     pub fn len(&self) -> usize {

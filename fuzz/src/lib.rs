@@ -280,7 +280,8 @@ fn analyze_settings(len: usize) -> (Settings, bool) {
 /// temporary file first), with the JSON Lines or the table report as the sink.
 ///
 /// Checks: the JSON Lines report ends with a `summary` line and has one `error` line per failed
-/// input; the summary's counters add up.
+/// input; the summary's counters add up; without `--all`, the flows (followed from their first
+/// notable packet, from their entry's log) are verbatim and in order those of the `--all` run.
 pub fn analyze(data: &[u8]) {
     let mut file = tempfile::NamedTempFile::new().expect("temporary file");
     file.write_all(data).expect("write the capture");
@@ -311,6 +312,15 @@ pub fn analyze(data: &[u8]) {
         assert!(last.starts_with(r#"{"type":"summary""#), "the report does not end with its summary: {last}");
         let errors = text.lines().filter(|l| l.starts_with(r#"{"type":"error""#)).count();
         assert_eq!(errors, summary.errors.len());
+
+        let mut notable = Vec::new();
+        let _ = engine::analyze(std::slice::from_ref(&path), &settings, &mut JsonLines::new(&mut notable, false));
+        let flows = |text: &str| -> Vec<String> { text.lines().filter(|l| l.starts_with(r#"{"type":"flow""#)).map(String::from).collect() };
+        let every = flows(&text);
+        let mut rest = every.iter();
+        for f in flows(&String::from_utf8(notable).expect("JSON Lines are UTF-8")) {
+            assert!(rest.any(|e| *e == f), "a flow without --all differs from the --all run's, or comes out of order: {f}");
+        }
     }
 }
 

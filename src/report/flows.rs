@@ -26,7 +26,7 @@ use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Serialize, Serializer};
-use crate::wheel::Wheel;
+use crate::wheel::{Wheel, second_is_over};
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
@@ -676,7 +676,13 @@ impl FlowTracker {
     }
 
     /// Emits the flows whose entry has expired by now (with [`EXPIRY_GRACE`]), as `expired`,
-    /// a second of capture time at a time.
+    /// a second of capture time at a time: a flow ends once the second of its expiry is over
+    /// (by the grace), at the first frame that shows it.
+    ///
+    /// When that is depends on the expiry alone, not on the deadlines the flow was filed under
+    /// on the way (a flow followed from its first notable packet is filed differently from one
+    /// followed from its first): the flows ending at one frame come out in the order of their
+    /// expiry, then of their first packet.
     fn expire(&mut self, done: &mut Vec<FlowRecord>) {
         let cutoff = Timestamp(self.now.0.saturating_sub(EXPIRY_GRACE.0));
         if !self.deadlines.has_past_seconds(cutoff) {
@@ -684,21 +690,14 @@ impl FlowTracker {
         }
         let mut due = std::mem::take(&mut self.due);
         self.deadlines.take_past_seconds(cutoff, &mut due);
-        // In the order of expiry, so that the flows ending at one frame come out the same way
-        // whatever the wheel's bucket order.
-        due.sort_unstable();
+        let mut ending = Vec::new();
         for (deadline, (born, slot)) in due.drain(..) {
             let Some(flow) = self.slots.get_live(slot, born) else { continue };
             if flow.filed != deadline {
                 continue; // filed again since, under an earlier deadline
             }
             match flow.expires {
-                Some(e) if e <= cutoff => {
-                    let flow = self.slots.remove(slot);
-                    let indexed = self.index.find_entry(wide(hash32(&flow.key)), |i| i.slot == slot);
-                    indexed.expect("an open flow is indexed under its key").remove();
-                    flow.emit(Ended::Expired, self.all, done);
-                }
+                Some(e) if second_is_over(e, cutoff) => ending.push((e, born, slot)),
                 // Refreshed since it was filed: file it under its expiry now.
                 Some(e) => {
                     flow.filed = e;
@@ -708,6 +707,13 @@ impl FlowTracker {
             }
         }
         self.due = due;
+        ending.sort_unstable();
+        for (_, _, slot) in ending {
+            let flow = self.slots.remove(slot);
+            let indexed = self.index.find_entry(wide(hash32(&flow.key)), |i| i.slot == slot);
+            indexed.expect("an open flow is indexed under its key").remove();
+            flow.emit(Ended::Expired, self.all, done);
+        }
         if self.deadlines.len() > 2 * self.index.len() + 64 {
             let slots = &self.slots;
             self.deadlines.retain(|&(deadline, (born, slot))| slots.live(slot, born).is_some_and(|f| f.filed == deadline));
