@@ -983,6 +983,21 @@ mod tests {
     }
 
     #[test]
+    fn flows_ending_at_one_frame_come_by_expiry_not_by_the_deadline_they_were_filed_under() {
+        use TcpState::*;
+        let mut t = FlowTracker::new(100, true);
+        let mut done = Vec::new();
+        // port 1000: filed at 1 + 120 s, then refreshed to expire in 5 days; port 2000: filed
+        // and expiring at 3 + 200 s
+        t.packet(&expiring(creates(TestFrame::tcp(1, "S"), SynSent), 1000, 120).obs(), &mut done);
+        t.packet(&expiring(met(TestFrame::tcp(2, "."), 1, CreatedBy::Syn, Dir::Original, SynSent, Established), 1000, 432_000).obs(), &mut done);
+        t.packet(&expiring(creates(TestFrame::tcp(3, "S"), SynSent), 2000, 200).obs(), &mut done);
+        // the clock jumps past both: port 2000 expired first
+        t.packet(&expiring(creates(TestFrame::tcp(1_000_000, "S"), SynSent), 3000, 10).obs(), &mut done);
+        assert_eq!(done.iter().map(|f| f.first_frame.number).collect::<Vec<_>>(), [3, 1]);
+    }
+
+    #[test]
     fn deadlines_of_flows_that_ended_otherwise_do_not_pile_up() {
         // 300 connections with long-lived entries, room for 10: evicted flows leave their
         // filings behind until the wheel is compacted
