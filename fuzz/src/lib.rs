@@ -609,9 +609,12 @@ impl TrackerInput {
 ///
 /// Checks, after every packet: the table never holds more than `nf_conntrack_max` entries; only a
 /// full table drops; a NEW packet is in the original direction; an INVALID one has a reason; the
-/// entry snapshot (as `--explain` and the differential tests read it) can be taken.
+/// entry snapshot (as `--explain` and the differential tests read it) can be taken; the log of
+/// the entry a packet met (entries keep logs, as for a report) counts its creator at least, and
+/// a packet has one exactly when it met an entry.
 pub fn run_tracker(input: &TrackerInput) -> Vec<Verdict> {
     let mut ct = Conntrack::new(Profile::latest(), input.config.sysctls());
+    ct.keep_logs();
     let mut ts = Timestamp::from_secs(1_700_000_000);
     let mut verdicts = Vec::with_capacity(input.ops.len());
     for (i, op) in input.ops.iter().enumerate() {
@@ -633,6 +636,15 @@ pub fn run_tracker(input: &TrackerInput) -> Vec<Verdict> {
             assert!(v.reason.is_some(), "INVALID without a reason");
         }
         let _ = ct.snapshot(&seg.tuple, ts);
+        match ct.take_log_before() {
+            Some(log) => {
+                // (A reopening SYN met the old entry: its verdict tells of it as `replaced`.)
+                assert!(v.entry.is_some() || v.replaced.is_some(), "a log for a packet that met no entry");
+                assert!(log.packets >= 1 && log.born < i as u64 + 1, "a log that does not count its creator: {log:?}");
+                assert!(log.states().count() <= ctreplay::history::MAX_STATES && log.tokens().count() <= 14);
+            }
+            None => assert!(v.entry.is_none() || op.misc & 0x80 != 0, "no log for a packet that met an entry"),
+        }
         verdicts.push(v);
     }
     verdicts
