@@ -21,7 +21,7 @@ use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::FlowKey;
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
-use crate::history;
+use crate::history::{self, EntryLog};
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::{Entry, HashTable};
@@ -312,56 +312,67 @@ struct Flow {
 }
 
 impl Flow {
-    /// The flow a packet starts (before it is counted, see [`Flow::add`]). A packet of an
-    /// entry met before resumes its flow from the entry's log; when there is none (or its
-    /// history stopped at a mark this report did not follow), the flow starts here, `partial`.
+    /// The flow a packet starts (before it is counted, see [`Flow::add`]). When the packet's
+    /// entry was created before this report followed it, the flow resumes from the entry's log;
+    /// without one (or when its history stopped at a mark this report did not follow), it is
+    /// `partial`.
     fn start(obs: &Observation<'_>, seg: &Segment, b: Belongs, clock: u64) -> Flow {
-        let (tuple, created_frame, created_by, mut partial) = match b {
-            Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), !new),
-            Belongs::None => (seg.tuple, None, None, false),
+        let (tuple, created_frame, created_by, new) = match b {
+            Belongs::Entry { created, by, orig, new } => (orig, Some(created), Some(by), new),
+            Belongs::None => (seg.tuple, None, None, true),
         };
-        let log = obs.entry_log.filter(|log| partial && !log.marked);
-        let mut states = States::EMPTY;
-        let mut state_list = [TcpState::None; MAX_STATES];
-        let mut history = History::EMPTY;
-        let mut history_text = [0; MAX_HISTORY];
-        let (mut first_frame, mut first_ts, mut frames, mut born) = (obs.frame, obs.ts, 0, clock);
-        if let (Some(log), Some(created)) = (log, created_frame) {
-            log.states().for_each(|s| states.push(&mut state_list, s));
-            log.tokens().for_each(|(letter, dir)| history.push(&mut history_text, letter, dir, None));
-            (first_frame, first_ts, frames, born) = (created, log.first_ts, log.packets, log.born);
-            partial = false;
-        } else if let (true, Some(e)) = (partial, &obs.verdict.entry) {
-            states.push(&mut state_list, e.state);
-        }
-        Flow {
+        let mut flow = Flow {
             key: FlowKey::of(&seg.tuple),
             expires: None,
             filed: Timestamp(i64::MAX),
             hot: Hot {
                 touched: clock,
-                frames,
+                frames: 0,
                 last_ts: obs.ts,
                 last_frame: obs.frame.into(),
                 created_frame: created_frame.map(Frame::from),
                 created_by,
                 notable: false,
-                history,
-                states,
+                history: History::EMPTY,
+                states: States::EMPTY,
             },
             cold: Cold {
                 tuple,
-                partial,
-                first_frame,
-                first_ts,
+                partial: false,
+                first_frame: obs.frame,
+                first_ts: obs.ts,
                 invalid: 0,
                 ignored: 0,
                 dropped: 0,
                 reasons: BTreeMap::new(),
-                history: history_text,
-                states: state_list,
-                born,
+                history: [0; MAX_HISTORY],
+                states: [TcpState::None; MAX_STATES],
+                born: clock,
             },
+        };
+        if !new {
+            match (obs.entry_log, created_frame) {
+                (Some(log), Some(created)) if !log.marked => flow.resume(created, log),
+                _ => flow.begin_partial(obs),
+            }
+        }
+        flow
+    }
+
+    /// Takes over what the entry's log kept of the packets before this report followed it.
+    fn resume(&mut self, created: FrameRef, log: &EntryLog) {
+        let Flow { hot, cold, .. } = self;
+        log.states().for_each(|s| hot.states.push(&mut cold.states, s));
+        log.tokens().for_each(|(letter, dir)| hot.history.push(&mut cold.history, letter, dir, None));
+        hot.frames = log.packets;
+        (cold.first_frame, cold.first_ts, cold.born) = (created, log.first_ts, log.born);
+    }
+
+    /// Nothing tells what came before: the flow starts with the state its entry is in now.
+    fn begin_partial(&mut self, obs: &Observation<'_>) {
+        self.cold.partial = true;
+        if let Some(e) = &obs.verdict.entry {
+            self.hot.states.push(&mut self.cold.states, e.state);
         }
     }
 
