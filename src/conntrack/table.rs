@@ -117,7 +117,7 @@ struct Slot {
 
 /// What the index holds for an entry: its slot, and its key's hash, so that probing and growing
 /// the index never read the slots. At 8 bytes an entry, the index of a large table stays in
-/// the CPU's caches; the slots (~200 bytes each) are read once per lookup.
+/// the CPU's caches; the slots (~270 bytes each) are read once per lookup.
 #[derive(Clone, Copy)]
 struct Indexed {
     slot: Handle,
