@@ -9,7 +9,7 @@
 use crate::capture::{CaptureError, CaptureFile, CaptureSet, Frame, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
-use crate::conntrack::{Conntrack, Hook, Packet, Snapshot};
+use crate::conntrack::{Conntrack, Hook, Keyed, Packet, Snapshot};
 use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip, Tuple};
 use crate::history::EntryLog;
 use crate::verdict::{Action, CtState, FrameRef, KernelVerdict, ReasonId, Verdict};
@@ -455,26 +455,27 @@ impl Judges {
     /// Runs one prepared frame through every table (any frame whose [`Prepared::tuple`] is
     /// `Some`).
     fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judged {
-        let verdict = verdict_of(&mut self.main, p, meta);
+        let keyed = p.segment().map(|seg| Keyed::of(&seg.tuple));
+        let verdict = verdict_of(&mut self.main, p, meta, keyed.as_ref());
         let after = match &p.decoded {
             Decoded::Tcp(seg) if self.snapshots => self.main.snapshot(&seg.tuple, p.ct_ts).map(Box::new),
             _ => None,
         };
-        let kernels = self.compare(&verdict, p, meta);
+        let kernels = self.compare(&verdict, p, meta, keyed.as_ref());
         // A report starts following a flow at its first notable packet, from the entry's log.
         let log = self.main.take_log_before().filter(|_| verdict.is_notable() || kernels.is_some()).map(Box::new);
         Judged { kernels, verdict, after, log }
     }
 
     /// Every kernel's verdict on the frame, when one differs from `main`'s.
-    fn compare(&mut self, main: &Verdict, p: &Prepared, meta: FrameMeta) -> Option<Box<[KernelVerdict]>> {
+    fn compare(&mut self, main: &Verdict, p: &Prepared, meta: FrameMeta, keyed: Option<&Keyed>) -> Option<Box<[KernelVerdict]>> {
         if self.others.is_empty() {
             return None;
         }
         self.scratch.clear();
         self.scratch.push(KernelVerdict::of(self.main.profile().name, main));
         for other in &mut self.others {
-            let v = verdict_of(other, p, meta);
+            let v = verdict_of(other, p, meta, keyed);
             self.scratch.push(KernelVerdict::of(other.profile().name, &v));
         }
         let first = self.scratch[0].outcome();
@@ -482,13 +483,15 @@ impl Judges {
     }
 }
 
-/// One table's verdict on a prepared frame.
-fn verdict_of(conntrack: &mut Conntrack, p: &Prepared, meta: FrameMeta) -> Verdict {
+/// One table's verdict on a prepared frame. `keyed`: the key of its segment, which [`Judges`]
+/// computes once for all its tables (`Some` for every frame with a segment).
+fn verdict_of(conntrack: &mut Conntrack, p: &Prepared, meta: FrameMeta, keyed: Option<&Keyed>) -> Verdict {
     conntrack.advance_clock(p.clock);
     match &p.decoded {
-        Decoded::Tcp(seg) => match p.hook {
-            Some(hook) if p.skip.is_none() => {
-                conntrack.track(&Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts })
+        Decoded::Tcp(seg) => match (p.hook, keyed) {
+            (Some(hook), Some(keyed)) if p.skip.is_none() => {
+                let packet = Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts };
+                conntrack.track_keyed(&packet, keyed)
             }
             _ => Verdict::skipped(),
         },

@@ -25,7 +25,7 @@ use profile::Profile;
 use state::{Dir, TcpState};
 use sysctl::Sysctls;
 use table::Table;
-pub use table::FlowKey;
+pub use table::{FlowKey, Keyed};
 pub use tracker::Hook;
 use tracker::{Config, Handled, NewEntry};
 
@@ -137,11 +137,17 @@ impl Conntrack {
 
     /// The verdict for one TCP segment.
     pub fn track(&mut self, p: &Packet) -> Verdict {
+        self.track_keyed(p, &Keyed::of(&p.seg.tuple))
+    }
+
+    /// [`Conntrack::track`] with the key of the packet's tuple computed already (once for all
+    /// the tables that judge it).
+    pub fn track_keyed(&mut self, p: &Packet, k: &Keyed) -> Verdict {
         if !self.keep_logs {
-            return self.judge(p);
+            return self.judge(p, k);
         }
         self.log_before = None;
-        let v = self.judge(p);
+        let v = self.judge(p, k);
         if let Some(h) = self.met.take() {
             let marked = matches!(v.action, Action::Invalid | Action::Drop | Action::Ignore);
             self.table.entry_mut(h).log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
@@ -149,11 +155,11 @@ impl Conntrack {
         v
     }
 
-    fn judge(&mut self, p: &Packet) -> Verdict {
+    fn judge(&mut self, p: &Packet, k: &Keyed) -> Verdict {
         self.advance_clock(p.ts);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
-        let Some((h, dir)) = self.table.lookup(&p.seg.tuple, p.ts) else {
-            return self.track_new(p, None);
+        let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
+            return self.track_new(p, k, None);
         };
         let e = self.table.entry_mut(h);
         let before = e.info(dir);
@@ -173,7 +179,7 @@ impl Conntrack {
                 // Reopen: the old entry goes, the packet is looked up again from scratch.
                 self.met = None;
                 self.table.remove(h);
-                return self.track_new(p, Some(before));
+                return self.track_new(p, k, Some(before));
             }
             Handled::Invalid(r) => {
                 // The handler may have lowered the entry's timeout.
@@ -221,7 +227,7 @@ impl Conntrack {
     }
 
     /// A packet that matched no entry: may it create one?
-    fn track_new(&mut self, p: &Packet, replaced: Option<EntryInfo>) -> Verdict {
+    fn track_new(&mut self, p: &Packet, k: &Keyed, replaced: Option<EntryInfo>) -> Verdict {
         let replaced = replaced.map(Box::new);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         if !self.table.make_room(self.limit, p.ts) {
@@ -269,7 +275,8 @@ impl Conntrack {
                     if self.keep_logs {
                         e.log.add(p.seg, Dir::Original, Some(state_after), false);
                     }
-                    self.table.insert(e);
+                    // A new entry's ORIGINAL tuple is the packet's.
+                    self.table.insert_keyed(e, k);
                 }
                 Verdict {
                     ct_state: CtState::New,

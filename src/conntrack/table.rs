@@ -92,6 +92,22 @@ impl Hash for FlowKey {
     }
 }
 
+/// A tuple's key, the packet's orientation to it and the key's hash: what a lookup computes
+/// first. Computed once per packet when several tables judge it (the compared kernels).
+#[derive(Clone, Copy, Debug)]
+pub struct Keyed {
+    key: FlowKey,
+    src_is_lower: bool,
+    hash: u32,
+}
+
+impl Keyed {
+    pub fn of(tuple: &Tuple) -> Keyed {
+        let (key, src_is_lower) = FlowKey::oriented(tuple);
+        Keyed { key, src_is_lower, hash: key.hash32() }
+    }
+}
+
 /// Where an entry lives in the table; valid until the table is changed.
 pub type Handle = u32;
 
@@ -177,8 +193,13 @@ impl Table {
     /// Finds the live entry for a packet's tuple and the packet's direction relative to it.
     /// An expired entry is removed and not returned: for the kernel it no longer exists.
     pub fn lookup(&mut self, tuple: &Tuple, now: Timestamp) -> Option<(Handle, Dir)> {
-        let (key, src_is_lower) = FlowKey::oriented(tuple);
-        let h = self.find(&key)?;
+        self.lookup_keyed(&Keyed::of(tuple), now)
+    }
+
+    /// [`Table::lookup`] with the key computed already.
+    pub fn lookup_keyed(&mut self, k: &Keyed, now: Timestamp) -> Option<(Handle, Dir)> {
+        let src_is_lower = k.src_is_lower;
+        let h = self.find_hashed(&k.key, k.hash)?;
         let slot = &self.slots[h as usize];
         if slot.entry.as_ref().expect("indexed slots hold an entry").is_expired(now) {
             self.remove(h);
@@ -190,7 +211,10 @@ impl Table {
     }
 
     fn find(&self, key: &FlowKey) -> Option<Handle> {
-        let hash = key.hash32();
+        self.find_hashed(key, key.hash32())
+    }
+
+    fn find_hashed(&self, key: &FlowKey, hash: u32) -> Option<Handle> {
         let slots = &self.slots;
         let found = self.index.find(wide(hash), |i| i.hash == hash && slots[i.slot as usize].key == *key)?;
         Some(found.slot)
@@ -223,9 +247,15 @@ impl Table {
     /// Confirms a new entry (the kernel's `nf_conntrack_confirm`). Call [`Table::make_room`]
     /// first.
     pub fn insert(&mut self, entry: Entry) {
-        let (key, original_is_lower) = FlowKey::oriented(&entry.tuple);
+        let keyed = Keyed::of(&entry.tuple);
+        self.insert_keyed(entry, &keyed);
+    }
+
+    /// [`Table::insert`] with the key of the entry's ORIGINAL tuple computed already.
+    pub fn insert_keyed(&mut self, entry: Entry, k: &Keyed) {
+        let Keyed { key, src_is_lower: original_is_lower, hash } = *k;
+        debug_assert!(FlowKey::oriented(&entry.tuple) == (key, original_is_lower), "the key of the entry's tuple");
         debug_assert!(self.find(&key).is_none(), "callers look the tuple up first");
-        let hash = key.hash32();
         let serial = self.next_serial;
         self.next_serial += 1;
         let expires = entry.expires;
