@@ -70,7 +70,7 @@ impl FlowKey {
     }
 
     /// The table's hash of the key, folded to 32 bits (all the index keeps of it).
-    fn hash32(&self) -> u32 {
+    pub fn hash32(&self) -> u32 {
         let h = FixedState::default().hash_one(self);
         (h ^ (h >> 32)) as u32
     }
@@ -131,19 +131,22 @@ struct Slot {
     filed: Timestamp,
 }
 
-/// What the index holds for an entry: its slot, and its key's hash, so that probing and growing
-/// the index never read the slots. At 8 bytes an entry, the index of a large table stays in
-/// the CPU's caches; the slots (~270 bytes each) are read once per lookup.
-#[derive(Clone, Copy)]
-struct Indexed {
-    slot: Handle,
-    hash: u32,
+/// What an index of things kept in slots holds (the table's entries, the reports' flows): a
+/// slot, and its key's [`FlowKey::hash32`], so that probing and growing the index never read
+/// the slots. At 8 bytes an entry, the index of a large table stays in the CPU's caches; the
+/// slots (~270 bytes each here) are read once per lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Indexed {
+    pub slot: u32,
+    pub hash: u32,
 }
 
-/// The 64-bit hash the index works with: hashbrown takes the bucket from the low bits and a
-/// tag from the top seven, so the 32 bits go to both halves.
-fn wide(hash: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(hash)
+impl Indexed {
+    /// The 64-bit hash a hashbrown table of these works with: it takes the bucket from the low
+    /// bits and a tag from the top seven, so the 32 bits go to both halves.
+    pub fn wide(hash: u32) -> u64 {
+        (u64::from(hash) << 32) | u64::from(hash)
+    }
 }
 
 /// All entries, live or expired but not yet swept.
@@ -216,7 +219,7 @@ impl Table {
 
     fn find_hashed(&self, key: &FlowKey, hash: u32) -> Option<Handle> {
         let slots = &self.slots;
-        let found = self.index.find(wide(hash), |i| i.hash == hash && slots[i.slot as usize].key == *key)?;
+        let found = self.index.find(Indexed::wide(hash), |i| i.hash == hash && slots[i.slot as usize].key == *key)?;
         Some(found.slot)
     }
 
@@ -237,7 +240,7 @@ impl Table {
     pub fn remove(&mut self, h: Handle) -> Option<Entry> {
         let slot = &mut self.slots[h as usize];
         let entry = slot.entry.take()?;
-        if let Ok(indexed) = self.index.find_entry(wide(slot.hash), |i| i.slot == h) {
+        if let Ok(indexed) = self.index.find_entry(Indexed::wide(slot.hash), |i| i.slot == h) {
             indexed.remove();
         }
         self.free.push(h);
@@ -270,7 +273,7 @@ impl Table {
                 (self.slots.len() - 1) as Handle
             }
         };
-        self.index.insert_unique(wide(hash), Indexed { slot: h, hash }, |i| wide(i.hash));
+        self.index.insert_unique(Indexed::wide(hash), Indexed { slot: h, hash }, |i| Indexed::wide(i.hash));
         let r = Ref { serial, slot: h };
         self.deadlines.file(expires, r);
         let created = self.slots[h as usize].entry.as_ref().expect("just put").created_ts;

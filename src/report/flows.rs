@@ -18,17 +18,15 @@
 
 use crate::capture::Timestamp;
 use crate::conntrack::state::{Dir, TcpState};
-use crate::conntrack::FlowKey;
+use crate::conntrack::{FlowKey, Indexed};
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::history::{self, EntryLog};
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
-use foldhash::fast::FixedState;
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Serialize, Serializer};
 use crate::wheel::{Wheel, second_is_over};
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 
 /// Followed flows kept open before the least recently seen are emitted early.
 pub const MAX_ACTIVE_FLOWS: usize = 100_000;
@@ -560,32 +558,12 @@ impl Slots {
     }
 }
 
-/// What the index holds for an open flow: its slot, and its key's hash, so that probing and
-/// growing the index never read the slots (as in the conntrack table's index). At 8 bytes a
-/// flow, the index of [`MAX_ACTIVE_FLOWS`] flows is ~2 MB and mostly stays in the caches, where
-/// a map holding the 40-byte keys was ~12 MB; the key is compared in the slot
-/// ([`Flow::key`]), whose hot line the packet then touches anyway.
-#[derive(Clone, Copy, Debug)]
-struct Indexed {
-    slot: u32,
-    hash: u32,
-}
-
-/// The conntrack table's fast hash of a key, folded to the 32 bits the index keeps.
-fn hash32(key: &FlowKey) -> u32 {
-    let h = FixedState::default().hash_one(key);
-    (h ^ (h >> 32)) as u32
-}
-
-/// The 64-bit hash the index works with: hashbrown takes the bucket from the low bits and a
-/// tag from the top seven, so the 32 bits go to both halves.
-fn wide(hash: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(hash)
-}
-
 /// Follows every tuple's entries through a run, and emits the flows a report shows.
 pub struct FlowTracker {
     /// The slot of each open flow by connection, both directions one key: a lookup per packet.
+    /// At 8 bytes a flow, the index of [`MAX_ACTIVE_FLOWS`] flows is ~2 MB and mostly stays in
+    /// the caches; the key is compared in the slot ([`Flow::key`]), whose hot line the packet
+    /// then touches anyway.
     /// (Nothing depends on the index's order: eviction and the final flush sort.)
     index: HashTable<Indexed>,
     slots: Slots,
@@ -646,9 +624,9 @@ impl FlowTracker {
         }
 
         let key = FlowKey::of(&seg.tuple);
-        let hash = hash32(&key);
+        let hash = key.hash32();
         let slots = &self.slots;
-        let entry = self.index.entry(wide(hash), |i| i.hash == hash && slots.get(i.slot).key == key, |i| wide(i.hash));
+        let entry = self.index.entry(Indexed::wide(hash), |i| i.hash == hash && slots.get(i.slot).key == key, |i| Indexed::wide(i.hash));
         let entry = match entry {
             Entry::Occupied(entry) => {
                 let flow = self.slots.get_mut(entry.get().slot);
@@ -721,7 +699,7 @@ impl FlowTracker {
         ending.sort_unstable();
         for (_, _, slot) in ending {
             let flow = self.slots.remove(slot);
-            let indexed = self.index.find_entry(wide(hash32(&flow.key)), |i| i.slot == slot);
+            let indexed = self.index.find_entry(Indexed::wide(flow.key.hash32()), |i| i.slot == slot);
             indexed.expect("an open flow is indexed under its key").remove();
             flow.emit(Ended::Expired, self.all, done);
         }
@@ -742,7 +720,7 @@ impl FlowTracker {
         by_age.sort_unstable();
         for (_, i) in by_age {
             let flow = self.slots.remove(i);
-            let indexed = self.index.find_entry(wide(hash32(&flow.key)), |e| e.slot == i);
+            let indexed = self.index.find_entry(Indexed::wide(flow.key.hash32()), |e| e.slot == i);
             indexed.expect("an open flow is indexed under its key").remove();
             flow.emit(Ended::Evicted, self.all, done);
         }
