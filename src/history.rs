@@ -11,6 +11,7 @@
 use crate::capture::Timestamp;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::decode::Segment;
+use crate::verdict::Action;
 
 /// The letters, in the order of their bits in a `seen` set.
 pub const LETTERS: &[u8] = b"SHAFRDN";
@@ -45,10 +46,36 @@ pub fn letters(seg: &Segment, marked: bool) -> impl Iterator<Item = u8> {
     data_first.then_some(b'D').into_iter().chain(std::iter::once(letter))
 }
 
+/// The mark a packet's letter gets: `!` when conntrack classed it INVALID or dropped it, `~`
+/// when it ignored it; none when it accepted it.
+pub fn mark(action: Action) -> Option<u8> {
+    match action {
+        Action::Invalid | Action::Drop => Some(b'!'),
+        Action::Ignore => Some(b'~'),
+        Action::Accept | Action::Skipped => None,
+    }
+}
+
 /// The position of an unmarked (letter, direction) token in a `seen` set: one bit each.
-pub fn token_index(letter: u8, dir: Dir) -> usize {
+fn token_index(letter: u8, dir: Dir) -> usize {
     let index = LETTERS.iter().position(|&l| l == letter).unwrap_or(0);
     index * 2 + dir.index()
+}
+
+/// Zeek's rule for an unmarked letter: it is written only the first time it occurs in its
+/// direction (since the last mark). `seen` holds the tokens written so far, and learns this
+/// one.
+pub fn first_time(seen: &mut u16, letter: u8, dir: Dir) -> bool {
+    let bit = 1 << token_index(letter, dir);
+    let first = *seen & bit == 0;
+    *seen |= bit;
+    first
+}
+
+/// Whether a list of states that holds `count`, the last being `last`, records `s`: each
+/// state differs from the one before, and at most [`MAX_STATES`] are kept.
+pub fn records_state(last: Option<TcpState>, count: usize, s: TcpState) -> bool {
+    count < MAX_STATES && last != Some(s)
 }
 
 /// What a conntrack entry keeps of its packets, so that a report can start following its flow
@@ -96,10 +123,8 @@ impl EntryLog {
             return;
         }
         for letter in letters(seg, false) {
-            let index = token_index(letter, dir);
-            if self.seen & (1 << index) == 0 {
-                self.seen |= 1 << index;
-                self.tokens |= (index as u64) << (4 * self.token_count);
+            if first_time(&mut self.seen, letter, dir) {
+                self.tokens |= (token_index(letter, dir) as u64) << (4 * self.token_count);
                 self.token_count += 1;
             }
         }
@@ -107,7 +132,7 @@ impl EntryLog {
 
     fn push_state(&mut self, s: TcpState) {
         let n = usize::from(self.state_count);
-        if n < MAX_STATES && self.states().last() != Some(s) {
+        if records_state(self.states().last(), n, s) {
             self.states[n / 2] |= (s as u8) << (4 * (n % 2));
             self.state_count += 1;
         }
@@ -127,7 +152,7 @@ impl EntryLog {
         })
     }
 
-    /// The `seen` set of the tokens so far ([`token_index`] bits).
+    /// The `seen` set of the tokens so far ([`first_time`]).
     pub fn seen(&self) -> u16 {
         self.seen
     }

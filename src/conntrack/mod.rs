@@ -18,7 +18,7 @@ pub mod window;
 
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Tuple};
-use crate::history::EntryLog;
+use crate::history::{self, EntryLog};
 use crate::verdict::{Action, CtState, Evidence, EntryInfo, FrameRef, Reason, ReasonId, Verdict};
 use entry::Entry;
 use profile::Profile;
@@ -149,7 +149,7 @@ impl Conntrack {
         self.log_before = None;
         let v = self.judge(p, k);
         if let Some(h) = self.met.take() {
-            let marked = matches!(v.action, Action::Invalid | Action::Drop | Action::Ignore);
+            let marked = history::mark(v.action).is_some();
             self.table.entry_mut(h).log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
         }
         v

@@ -137,7 +137,7 @@ type HistoryText = [u8; MAX_HISTORY];
 impl History {
     const EMPTY: History = History { len: 0, seen: 0, last_marked: None, marked_last: false, full: false };
 
-    /// `mark`: `!` INVALID or dropped, `~` ignored.
+    /// `mark`: the packet's [`history::mark`].
     fn push(&mut self, text: &mut HistoryText, letter: u8, dir: Dir, mark: Option<u8>) {
         if self.full {
             return;
@@ -157,11 +157,9 @@ impl History {
             }
             None => {
                 // Zeek's rule: a letter once per direction, so a long healthy transfer stays short.
-                let bit = 1u16 << history::token_index(letter, dir);
-                if self.seen & bit != 0 {
+                if !history::first_time(&mut self.seen, letter, dir) {
                     return;
                 }
-                self.seen |= bit;
                 self.marked_last = false;
                 self.write(text, &[c]);
             }
@@ -212,7 +210,7 @@ impl States {
 
     fn push(&mut self, list: &mut StateList, s: TcpState) {
         let len = usize::from(self.len);
-        if self.last != Some(s) && len < MAX_STATES {
+        if history::records_state(self.last, len, s) {
             list[len] = s;
             self.len += 1;
             self.last = Some(s);
@@ -398,21 +396,13 @@ impl Flow {
         if let (Some(s), Belongs::Entry { .. }) = (v.state_after, b) {
             hot.states.push(&mut cold.states, s);
         }
-        let mark = match v.action {
-            Action::Invalid => {
-                cold.invalid += 1;
-                Some(b'!')
-            }
-            Action::Drop => {
-                cold.dropped += 1;
-                Some(b'!')
-            }
-            Action::Ignore => {
-                cold.ignored += 1;
-                Some(b'~')
-            }
-            Action::Accept | Action::Skipped => None,
-        };
+        match v.action {
+            Action::Invalid => cold.invalid += 1,
+            Action::Drop => cold.dropped += 1,
+            Action::Ignore => cold.ignored += 1,
+            Action::Accept | Action::Skipped => {}
+        }
+        let mark = history::mark(v.action);
         if let Some(reason) = &v.reason {
             *cold.reasons.entry(reason.id).or_default() += 1;
         }

@@ -7,7 +7,7 @@ use crate::conntrack::Hook;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::decode::{ChecksumStatus, Segment, Skip, TcpFlags, TcpOptions, Tuple};
 use crate::engine::{Observation, RunInfo};
-use crate::history::EntryLog;
+use crate::history::{self, EntryLog};
 use crate::verdict::{Action, CreatedBy, CtState, EntryInfo, Evidence, FrameRef, KernelVerdict, Reason, ReasonId, Verdict};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -223,7 +223,7 @@ pub fn with_entry_logs(mut frames: Vec<TestFrame>) -> Vec<TestFrame> {
         if v.entry.is_some() && (v.is_notable() || !f.kernels.is_empty()) {
             f.entry_log = Some(*log);
         }
-        log.add(&seg, v.dir.unwrap_or(Dir::Original), v.state_after, matches!(v.action, Action::Invalid | Action::Drop | Action::Ignore));
+        log.add(&seg, v.dir.unwrap_or(Dir::Original), v.state_after, history::mark(v.action).is_some());
     }
     frames
 }
