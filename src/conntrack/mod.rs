@@ -65,8 +65,8 @@ pub struct Conntrack {
     keep_logs: bool,
     /// The log of the entry the last tracked packet met, as it was before that packet.
     log_before: Option<EntryLog>,
-    /// The entry the packet being tracked met, while it is still in the table: the packet goes
-    /// into its log. (A packet that creates an entry goes into the new log directly.)
+    /// The entry the packet being tracked met or created, while it is in the table: the packet
+    /// goes into its log.
     met: Option<table::Handle>,
 }
 
@@ -177,8 +177,7 @@ impl Conntrack {
         let (action, reason) = match handled {
             Handled::Repeat => {
                 // Reopen: the old entry goes, the packet is looked up again from scratch.
-                self.met = None;
-                self.table.remove(h);
+                self.remove(h);
                 return self.track_new(p, k, Some(before));
             }
             Handled::Invalid(r) => {
@@ -189,16 +188,14 @@ impl Conntrack {
             }
             Handled::DropAndKill(r) => {
                 // 2.6.18's out-of-sync kill: the entry goes and the packet is dropped.
-                self.met = None;
-                self.table.remove(h);
+                self.remove(h);
                 let v = invalid(r, Some(dir), Some(before));
                 return Verdict { action: Action::Drop, state_after: None, ..v };
             }
             Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
             Handled::Accepted { delete_entry, .. } => {
                 if delete_entry {
-                    self.met = None;
-                    let e = self.table.remove(h).expect("live entry");
+                    let e = self.remove(h).expect("live entry");
                     return accepted(ct_state, dir, old_state, e.tcp.state, before);
                 }
                 (Action::Accept, None)
@@ -215,6 +212,12 @@ impl Conntrack {
         let expires = Some(e.expires);
         self.table.touched(h, old_state.is_closing(), p.ts);
         Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) }
+    }
+
+    /// Removes an entry the packet being tracked met: it goes into no log any more.
+    fn remove(&mut self, h: table::Handle) -> Option<Entry> {
+        self.met = None;
+        self.table.remove(h)
     }
 
     /// A TCP datagram too short to hold a TCP header: conntrack cannot track it and says nothing.
@@ -272,11 +275,11 @@ impl Conntrack {
                 let state_after = e.tcp.state;
                 let expires = (!delete_entry).then_some(e.expires);
                 if !delete_entry {
-                    if self.keep_logs {
-                        e.log.add(p.seg, Dir::Original, Some(state_after), false);
-                    }
                     // A new entry's ORIGINAL tuple is the packet's.
-                    self.table.insert_keyed(e, k);
+                    let h = self.table.insert_keyed(e, k);
+                    if self.keep_logs {
+                        self.met = Some(h);
+                    }
                 }
                 Verdict {
                     ct_state: CtState::New,

@@ -249,13 +249,13 @@ impl Table {
 
     /// Confirms a new entry (the kernel's `nf_conntrack_confirm`). Call [`Table::make_room`]
     /// first.
-    pub fn insert(&mut self, entry: Entry) {
+    pub fn insert(&mut self, entry: Entry) -> Handle {
         let keyed = Keyed::of(&entry.tuple);
-        self.insert_keyed(entry, &keyed);
+        self.insert_keyed(entry, &keyed)
     }
 
     /// [`Table::insert`] with the key of the entry's ORIGINAL tuple computed already.
-    pub fn insert_keyed(&mut self, entry: Entry, k: &Keyed) {
+    pub fn insert_keyed(&mut self, entry: Entry, k: &Keyed) -> Handle {
         let Keyed { key, src_is_lower: original_is_lower, hash } = *k;
         debug_assert!(FlowKey::oriented(&entry.tuple) == (key, original_is_lower), "the key of the entry's tuple");
         debug_assert!(self.find(&key).is_none(), "callers look the tuple up first");
@@ -279,6 +279,7 @@ impl Table {
         let created = self.slots[h as usize].entry.as_ref().expect("just put").created_ts;
         self.unassured.push(created, r, &self.slots);
         self.compact();
+        h
     }
 
     /// Tells the table that the handler has run on an entry at `now`: it may have a new expiry
