@@ -455,27 +455,27 @@ impl Judges {
     /// Runs one prepared frame through every table (any frame whose [`Prepared::tuple`] is
     /// `Some`).
     fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judged {
-        let keyed = p.segment().map(|seg| Keyed::of(&seg.tuple));
-        let verdict = verdict_of(&mut self.main, p, meta, keyed.as_ref());
+        let question = Question::of(p, meta);
+        let verdict = question.ask(&mut self.main, p.clock);
         let after = match &p.decoded {
             Decoded::Tcp(seg) if self.snapshots => self.main.snapshot(&seg.tuple, p.ct_ts).map(Box::new),
             _ => None,
         };
-        let kernels = self.compare(&verdict, p, meta, keyed.as_ref());
+        let kernels = self.compare(&verdict, &question, p.clock);
         // A report starts following a flow at its first notable packet, from the entry's log.
         let log = self.main.take_log_before().filter(|_| verdict.is_notable() || kernels.is_some()).map(Box::new);
         Judged { kernels, verdict, after, log }
     }
 
     /// Every kernel's verdict on the frame, when one differs from `main`'s.
-    fn compare(&mut self, main: &Verdict, p: &Prepared, meta: FrameMeta, keyed: Option<&Keyed>) -> Option<Box<[KernelVerdict]>> {
+    fn compare(&mut self, main: &Verdict, question: &Question<'_>, clock: Timestamp) -> Option<Box<[KernelVerdict]>> {
         if self.others.is_empty() {
             return None;
         }
         self.scratch.clear();
         self.scratch.push(KernelVerdict::of(self.main.profile().name, main));
         for other in &mut self.others {
-            let v = verdict_of(other, p, meta, keyed);
+            let v = question.ask(other, clock);
             self.scratch.push(KernelVerdict::of(other.profile().name, &v));
         }
         let first = self.scratch[0].outcome();
@@ -483,20 +483,38 @@ impl Judges {
     }
 }
 
-/// One table's verdict on a prepared frame. `keyed`: the key of its segment, which [`Judges`]
-/// computes once for all its tables (`Some` for every frame with a segment).
-fn verdict_of(conntrack: &mut Conntrack, p: &Prepared, meta: FrameMeta, keyed: Option<&Keyed>) -> Verdict {
-    conntrack.advance_clock(p.clock);
-    match &p.decoded {
-        Decoded::Tcp(seg) => match (p.hook, keyed) {
-            (Some(hook), Some(keyed)) if p.skip.is_none() => {
-                let packet = Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts };
-                conntrack.track_keyed(&packet, keyed)
-            }
-            _ => Verdict::skipped(),
-        },
-        Decoded::TcpUnreadable { tuple, .. } => conntrack.track_unreadable(tuple.as_ref(), p.ct_ts),
-        Decoded::Skipped(_) => Verdict::skipped(),
+/// What every table of [`Judges`] is asked about one prepared frame, worked out once: the
+/// packet and its tuple's key, or the unreadable datagram, or nothing.
+enum Question<'a> {
+    Track(Packet<'a>, Keyed),
+    Unreadable { tuple: Option<&'a Tuple>, ts: Timestamp },
+    Skipped,
+}
+
+impl<'a> Question<'a> {
+    fn of(p: &'a Prepared, meta: FrameMeta) -> Question<'a> {
+        match &p.decoded {
+            Decoded::Tcp(seg) => match p.hook {
+                Some(hook) if p.skip.is_none() => {
+                    let packet = Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts };
+                    Question::Track(packet, Keyed::of(&seg.tuple))
+                }
+                _ => Question::Skipped,
+            },
+            Decoded::TcpUnreadable { tuple, .. } => Question::Unreadable { tuple: tuple.as_ref(), ts: p.ct_ts },
+            Decoded::Skipped(_) => Question::Skipped,
+        }
+    }
+
+    /// One table's verdict, its sweeping clock first moved to `clock` (the capture's latest
+    /// conntrack time, [`Prepared::clock`]).
+    fn ask(&self, conntrack: &mut Conntrack, clock: Timestamp) -> Verdict {
+        conntrack.advance_clock(clock);
+        match self {
+            Question::Track(packet, keyed) => conntrack.track_keyed(packet, keyed),
+            Question::Unreadable { tuple, ts } => conntrack.track_unreadable(*tuple, *ts),
+            Question::Skipped => Verdict::skipped(),
+        }
     }
 }
 
