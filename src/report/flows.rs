@@ -622,13 +622,13 @@ impl FlowTracker {
                 let flow = self.slots.get_mut(entry.get().slot);
                 if !flow.goes_on(b) {
                     // The tuple has another entry now: the one followed so far is over.
-                    let old = std::mem::replace(flow, Flow::start(obs, seg, b, clock));
-                    let reopened = obs.verdict.replaced.as_ref().is_some_and(|r| Some(r.created_frame.into()) == old.hot.created_frame);
-                    old.emit(if reopened { Ended::Reopened } else { Ended::Expired }, all, done);
+                    let reopened = obs.verdict.replaced.as_ref().is_some_and(|r| Some(r.created_frame.into()) == flow.hot.created_frame);
+                    let ended = if reopened { Ended::Reopened } else { Ended::Expired };
                     if !follow {
-                        self.slots.remove(entry.remove().0.slot);
+                        self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
                         return;
                     }
+                    std::mem::replace(flow, Flow::start(obs, seg, b, clock)).emit(ended, all, done);
                 }
                 entry
             }
