@@ -322,24 +322,21 @@ fn run(args: Args) -> Result<()> {
         let packets = count_of(&fl)?;
         let floor_secs = fl.wall.as_secs_f64();
         row(&cap, bytes, packets, "floor: read + iterate records", "1", &fl, None, &load);
+        let analyze = |options: &[&str], threads: usize| {
+            let mut c = Command::new(&ctreplay);
+            c.arg("analyze").args(options).args(["--threads", &threads.to_string()]).arg(&cap);
+            c
+        };
         let mut fastest = f64::INFINITY;
         // One kernel profile, as a user who knows the box's kernel runs it …
         for &t in &threads {
-            let (m, load) = best_of(runs, || {
-                let mut c = Command::new(&ctreplay);
-                c.args(["analyze", "--kernel", "latest", "--threads", &t.to_string()]).arg(&cap);
-                c
-            })?;
+            let (m, load) = best_of(runs, || analyze(&["--kernel", "latest"], t))?;
             row(&cap, bytes, packets, "ctreplay analyze --kernel latest", &t.to_string(), &m, Some(floor_secs), &load);
             fastest = fastest.min(m.wall.as_secs_f64());
         }
         // … and the default, which also judges every packet on the five older profiles.
         let t = threads.iter().max().copied().unwrap_or(1);
-        let (m, load) = best_of(runs, || {
-            let mut c = Command::new(&ctreplay);
-            c.args(["analyze", "--threads", &t.to_string()]).arg(&cap);
-            c
-        })?;
+        let (m, load) = best_of(runs, || analyze(&[], t))?;
         row(&cap, bytes, packets, "ctreplay analyze (default: 5 older kernels compared)", &t.to_string(), &m, Some(floor_secs), &load);
         best_rate.retain(|(k, _): &(&str, f64)| *k != kind.name());
         best_rate.push((kind.name(), packets as f64 / fastest));

@@ -540,7 +540,4 @@ impl Sink for FailureCounter<'_> {
         }
         Ok(())
     }
-    fn error(&mut self, _: &crate::capture::CaptureError) -> io::Result<()> {
-        Ok(())
-    }
 }

@@ -35,7 +35,6 @@ impl<'a> Collect<'a> {
 }
 
 impl Sink for Collect<'_> {
-
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         let v = &obs.verdict;
         let n = obs.frame.number;
@@ -57,7 +56,6 @@ impl Sink for Collect<'_> {
         self.got.errors.push(err.to_string());
         Ok(())
     }
-
 }
 
 /// One frame on which expectation and result disagree.

@@ -134,7 +134,6 @@ fn temp_beside(dest: &Path) -> io::Result<NamedTempFile> {
 }
 
 impl Sink for InvalidCapture {
-
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.first_linktype.get_or_insert(obs.linktype);
         if obs.verdict.is_invalid() {
@@ -142,7 +141,6 @@ impl Sink for InvalidCapture {
         }
         Ok(())
     }
-
 
     fn end(&mut self, _: &Summary) -> io::Result<()> {
         let tmp = match self.writer.take().expect("end is called once") {

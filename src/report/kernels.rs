@@ -96,22 +96,23 @@ mod tests {
         assert_eq!(note(&[]), None);
     }
 
+    /// Outcomes of latest, 6.1, 5.14, 4.18, 3.10, 2.6.18, and the note they read as.
     #[test]
-    fn the_issue_example_reads_as_a_history() {
-        let note = note(&kernels(["ignored", "ignored", "INVALID", "ignored", "ignored", "ignored"]));
-        assert_eq!(note.as_deref(), Some("ignored (state-table-ignored) on 2.6.18–4.18, INVALID (state-table-invalid) on 5.14, ignored since 6.1"));
-    }
-
-    #[test]
-    fn only_the_oldest_kernel_differs() {
-        let note = note(&kernels(["new", "new", "new", "new", "new", "INVALID"]));
-        assert_eq!(note.as_deref(), Some("INVALID (state-table-invalid) on 2.6.18, new since 3.10"));
-    }
-
-    #[test]
-    fn only_latest_differs() {
-        let note = note(&kernels(["ignored", "INVALID", "INVALID", "INVALID", "INVALID", "INVALID"]));
-        assert_eq!(note.as_deref(), Some("INVALID (state-table-invalid) on 2.6.18–6.1, ignored on latest"));
+    fn notes_read_as_a_history() {
+        let cases = [
+            // the issue's example
+            (
+                ["ignored", "ignored", "INVALID", "ignored", "ignored", "ignored"],
+                "ignored (state-table-ignored) on 2.6.18–4.18, INVALID (state-table-invalid) on 5.14, ignored since 6.1",
+            ),
+            // only the oldest kernel differs
+            (["new", "new", "new", "new", "new", "INVALID"], "INVALID (state-table-invalid) on 2.6.18, new since 3.10"),
+            // only latest differs
+            (["ignored", "INVALID", "INVALID", "INVALID", "INVALID", "INVALID"], "INVALID (state-table-invalid) on 2.6.18–6.1, ignored on latest"),
+        ];
+        for (outcomes, want) in cases {
+            assert_eq!(note(&kernels(outcomes)).as_deref(), Some(want), "{outcomes:?}");
+        }
     }
 
     #[test]

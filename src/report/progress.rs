@@ -86,7 +86,6 @@ impl Sink for ProgressBar {
         Ok(())
     }
 
-
     fn progress(&mut self, p: &Progress<'_>) -> io::Result<()> {
         if let Some(bar) = self.bar(p) {
             bar.set_message(frames(p.frames));
