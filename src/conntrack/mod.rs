@@ -195,8 +195,9 @@ impl Conntrack {
             Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
             Handled::Accepted { delete_entry, .. } => {
                 if delete_entry {
-                    let e = self.remove(h).expect("live entry");
-                    return accepted(ct_state, dir, old_state, e.tcp.state, before);
+                    let state_after = self.table.entry(h).tcp.state;
+                    self.remove(h);
+                    return accepted(ct_state, dir, old_state, state_after, before);
                 }
                 (Action::Accept, None)
             }
@@ -215,9 +216,9 @@ impl Conntrack {
     }
 
     /// Removes an entry the packet being tracked met: it goes into no log any more.
-    fn remove(&mut self, h: table::Handle) -> Option<Entry> {
+    fn remove(&mut self, h: table::Handle) {
         self.met = None;
-        self.table.remove(h)
+        self.table.remove(h);
     }
 
     /// A TCP datagram too short to hold a TCP header: conntrack cannot track it and says nothing.

@@ -120,15 +120,43 @@ struct Ref {
 }
 
 struct Slot {
-    entry: Option<Entry>,
+    /// The entry, while [`Upkeep::live`]; after that, what was left of it.
+    entry: Entry,
     key: FlowKey,
-    hash: u32,
-    serial: u64,
     /// Whether the ORIGINAL tuple's source is the lower endpoint of its [`FlowKey`].
     original_is_lower: bool,
-    /// The deadline this entry is filed under in the wheel. Never later than `entry.expires`,
-    /// so an entry is always swept by the time it has expired.
+}
+
+/// What the table's upkeep needs to know of a slot, kept apart from the slots in a dense array
+/// (32 bytes a slot against ~270). Sweeping deadlines and trimming the eviction queues mostly
+/// meet entries that no packet has touched for minutes: read from the slots, each of those was a
+/// cache miss; here many share a cache line. Mirrors the entry's fields as of the last
+/// [`Table::insert`] or [`Table::touched`].
+#[derive(Clone, Copy, Debug)]
+struct Upkeep {
+    serial: u64,
+    /// The deadline this entry is filed under in the wheel. Never later than its expiry, so an
+    /// entry is always swept by the time it has expired.
     filed: Timestamp,
+    expires: Timestamp,
+    hash: u32,
+    live: bool,
+    assured: bool,
+    closing: bool,
+}
+
+impl Upkeep {
+    fn of(entry: &Entry, serial: u64, hash: u32) -> Upkeep {
+        Upkeep {
+            serial,
+            filed: entry.expires,
+            expires: entry.expires,
+            hash,
+            live: true,
+            assured: entry.assured,
+            closing: entry.tcp.state.is_closing(),
+        }
+    }
 }
 
 /// What an index of things kept in slots holds (the table's entries, the reports' flows): a
@@ -153,6 +181,8 @@ impl Indexed {
 pub struct Table {
     index: HashTable<Indexed>,
     slots: Vec<Slot>,
+    /// One for each slot.
+    upkeep: Vec<Upkeep>,
     /// Empty slots, reused before the vector grows.
     free: Vec<Handle>,
     next_serial: u64,
@@ -171,11 +201,12 @@ impl Default for Table {
         Table {
             index: HashTable::new(),
             slots: Vec::new(),
+            upkeep: Vec::new(),
             free: Vec::new(),
             next_serial: 0,
             deadlines: Wheel::default(),
-            unassured: Candidates::new(|e| !e.assured),
-            closing: Candidates::new(|e| e.tcp.state.is_closing()),
+            unassured: Candidates::new(|u| !u.assured),
+            closing: Candidates::new(|u| u.closing),
             due: Vec::new(),
         }
     }
@@ -204,7 +235,7 @@ impl Table {
         let src_is_lower = k.src_is_lower;
         let h = self.find_hashed(&k.key, k.hash)?;
         let slot = &self.slots[h as usize];
-        if slot.entry.as_ref().expect("indexed slots hold an entry").is_expired(now) {
+        if slot.entry.is_expired(now) {
             self.remove(h);
             return None;
         }
@@ -230,21 +261,25 @@ impl Table {
 
     /// The entry behind a handle from [`Table::lookup`].
     pub fn entry(&self, h: Handle) -> &Entry {
-        self.slots[h as usize].entry.as_ref().expect("handle of a live entry")
+        debug_assert!(self.upkeep[h as usize].live, "handle of a live entry");
+        &self.slots[h as usize].entry
     }
 
     pub fn entry_mut(&mut self, h: Handle) -> &mut Entry {
-        self.slots[h as usize].entry.as_mut().expect("handle of a live entry")
+        debug_assert!(self.upkeep[h as usize].live, "handle of a live entry");
+        &mut self.slots[h as usize].entry
     }
 
-    pub fn remove(&mut self, h: Handle) -> Option<Entry> {
-        let slot = &mut self.slots[h as usize];
-        let entry = slot.entry.take()?;
-        if let Ok(indexed) = self.index.find_entry(Indexed::wide(slot.hash), |i| i.slot == h) {
+    /// Removes a live entry. (Its slot is not read: an entry removed by a sweep has usually
+    /// not been touched for minutes.)
+    pub fn remove(&mut self, h: Handle) {
+        let upkeep = &mut self.upkeep[h as usize];
+        debug_assert!(upkeep.live, "handle of a live entry");
+        upkeep.live = false;
+        if let Ok(indexed) = self.index.find_entry(Indexed::wide(upkeep.hash), |i| i.slot == h) {
             indexed.remove();
         }
         self.free.push(h);
-        Some(entry)
     }
 
     /// Confirms a new entry (the kernel's `nf_conntrack_confirm`). Call [`Table::make_room`]
@@ -261,23 +296,25 @@ impl Table {
         debug_assert!(self.find(&key).is_none(), "callers look the tuple up first");
         let serial = self.next_serial;
         self.next_serial += 1;
-        let expires = entry.expires;
-        let slot = Slot { entry: Some(entry), key, hash, serial, original_is_lower, filed: expires };
+        let (expires, created) = (entry.expires, entry.created_ts);
+        let upkeep = Upkeep::of(&entry, serial, hash);
+        let slot = Slot { entry, key, original_is_lower };
         let h = match self.free.pop() {
             Some(h) => {
                 self.slots[h as usize] = slot;
+                self.upkeep[h as usize] = upkeep;
                 h
             }
             None => {
                 self.slots.push(slot);
+                self.upkeep.push(upkeep);
                 (self.slots.len() - 1) as Handle
             }
         };
         self.index.insert_unique(Indexed::wide(hash), Indexed { slot: h, hash }, |i| Indexed::wide(i.hash));
         let r = Ref { serial, slot: h };
         self.deadlines.file(expires, r);
-        let created = self.slots[h as usize].entry.as_ref().expect("just put").created_ts;
-        self.unassured.push(created, r, &self.slots);
+        self.unassured.push(created, r, &self.upkeep);
         self.compact();
         h
     }
@@ -285,18 +322,21 @@ impl Table {
     /// Tells the table that the handler has run on an entry at `now`: it may have a new expiry
     /// (earlier than filed, e.g. a lowered timeout) or have begun to close.
     pub fn touched(&mut self, h: Handle, was_closing: bool, now: Timestamp) {
-        let slot = &mut self.slots[h as usize];
-        let e = slot.entry.as_ref().expect("handle of a live entry");
-        let (expires, closing_now) = (e.expires, e.tcp.state.is_closing());
-        let r = Ref { serial: slot.serial, slot: h };
+        let e = self.entry(h);
+        let (expires, assured, closing_now) = (e.expires, e.assured, e.tcp.state.is_closing());
+        let upkeep = &mut self.upkeep[h as usize];
+        upkeep.expires = expires;
+        upkeep.assured = assured;
+        upkeep.closing = closing_now;
+        let r = Ref { serial: upkeep.serial, slot: h };
         let mut grew = false;
-        if expires < slot.filed {
-            slot.filed = expires;
+        if expires < upkeep.filed {
+            upkeep.filed = expires;
             self.deadlines.file(expires, r);
             grew = true;
         }
         if closing_now && !was_closing {
-            self.closing.push(now, r, &self.slots);
+            self.closing.push(now, r, &self.upkeep);
             grew = true;
         }
         if grew {
@@ -330,16 +370,15 @@ impl Table {
     /// again under their current expiry, stale filings are dropped.
     fn settle(&mut self, due: &mut Vec<Filing>, now: Timestamp) {
         for (deadline, r) in due.drain(..) {
-            let Some(slot) = self.slots.get_mut(r.slot as usize) else { continue };
-            if slot.serial != r.serial || slot.filed != deadline {
-                continue; // the entry is gone, or was filed again since
+            let Some(upkeep) = live_mut(&mut self.upkeep, r) else { continue };
+            if upkeep.filed != deadline {
+                continue; // filed again since
             }
-            let Some(e) = &slot.entry else { continue };
-            if e.expires <= now {
+            if upkeep.expires <= now {
                 self.remove(r.slot);
             } else {
-                slot.filed = e.expires;
-                self.deadlines.file(e.expires, r);
+                upkeep.filed = upkeep.expires;
+                self.deadlines.file(upkeep.expires, r);
             }
         }
     }
@@ -359,8 +398,8 @@ impl Table {
         if self.len() < limit as usize {
             return true;
         }
-        let unassured = self.unassured.front(&self.slots);
-        let closing = self.closing.front(&self.slots);
+        let unassured = self.unassured.front(&self.upkeep);
+        let closing = self.closing.front(&self.upkeep);
         let victim = match (unassured, closing) {
             (Some((u, _)), Some((c, _))) if c < u => self.closing.pop(),
             (Some(_), _) => self.unassured.pop(),
@@ -393,21 +432,25 @@ impl Table {
     }
 
     fn compact_now(&mut self, limit: usize) {
-        let slots = &self.slots;
+        let upkeep = &self.upkeep;
         if self.deadlines.len() > limit {
-            self.deadlines.retain(|(d, r)| live(slots, *r).is_some() && slots[r.slot as usize].filed == *d);
+            self.deadlines.retain(|(d, r)| live(upkeep, *r).is_some_and(|u| u.filed == *d));
         }
         for queue in [&mut self.unassured, &mut self.closing] {
             if queue.len() > limit {
-                queue.retain(slots);
+                queue.retain(upkeep);
             }
         }
     }
 }
 
-/// The entry a reference names, if it is still there.
-fn live(slots: &[Slot], r: Ref) -> Option<&Entry> {
-    slots.get(r.slot as usize).filter(|s| s.serial == r.serial).and_then(|s| s.entry.as_ref())
+/// The upkeep of the entry a reference names, if the entry is still there.
+fn live(upkeep: &[Upkeep], r: Ref) -> Option<&Upkeep> {
+    upkeep.get(r.slot as usize).filter(|u| u.live && u.serial == r.serial)
+}
+
+fn live_mut(upkeep: &mut [Upkeep], r: Ref) -> Option<&mut Upkeep> {
+    upkeep.get_mut(r.slot as usize).filter(|u| u.live && u.serial == r.serial)
 }
 
 /// Entries that may be evicted, each with the time it became evictable, in that order. A
@@ -415,11 +458,11 @@ fn live(slots: &[Slot], r: Ref) -> Option<&Entry> {
 /// entry never becomes unassured again; an entry that begins to close again is queued again).
 struct Candidates {
     queue: VecDeque<(Timestamp, Ref)>,
-    qualifies: fn(&Entry) -> bool,
+    qualifies: fn(&Upkeep) -> bool,
 }
 
 impl Candidates {
-    fn new(qualifies: fn(&Entry) -> bool) -> Candidates {
+    fn new(qualifies: fn(&Upkeep) -> bool) -> Candidates {
         Candidates { queue: VecDeque::new(), qualifies }
     }
 
@@ -427,17 +470,17 @@ impl Candidates {
         self.queue.len()
     }
 
-    fn push(&mut self, since: Timestamp, r: Ref, slots: &[Slot]) {
+    fn push(&mut self, since: Timestamp, r: Ref, upkeep: &[Upkeep]) {
         self.queue.push_back((since, r));
         // Entries usually stop qualifying in about the order they started (handshakes
         // complete, closed connections expire): trimming the front keeps the queue short.
-        self.front(slots);
+        self.front(upkeep);
     }
 
     /// The longest-waiting reference that still qualifies, dropping stale ones before it.
-    fn front(&mut self, slots: &[Slot]) -> Option<(Timestamp, Ref)> {
+    fn front(&mut self, upkeep: &[Upkeep]) -> Option<(Timestamp, Ref)> {
         while let Some(&(since, r)) = self.queue.front() {
-            if live(slots, r).is_some_and(self.qualifies) {
+            if live(upkeep, r).is_some_and(self.qualifies) {
                 return Some((since, r));
             }
             self.queue.pop_front();
@@ -450,9 +493,9 @@ impl Candidates {
         self.queue.pop_front().expect("front was checked").1
     }
 
-    fn retain(&mut self, slots: &[Slot]) {
+    fn retain(&mut self, upkeep: &[Upkeep]) {
         let qualifies = self.qualifies;
-        self.queue.retain(|(_, r)| live(slots, *r).is_some_and(qualifies));
+        self.queue.retain(|(_, r)| live(upkeep, *r).is_some_and(qualifies));
     }
 }
 
