@@ -540,4 +540,9 @@ impl Sink for FailureCounter<'_> {
         }
         Ok(())
     }
+
+    /// Only INVALID and dropped packets count, and those are never quiet.
+    fn every_frame(&self) -> bool {
+        false
+    }
 }

@@ -190,6 +190,20 @@ pub trait Sink {
         Ok(())
     }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()>;
+    /// Whether every frame must reach [`Sink::packet`]. A sink that shows only notable packets
+    /// and the flows they belong to answers no: then a frame that cannot change what it shows
+    /// (see [`Sink::quiet`]) reaches it as a call to `quiet` instead, and the engine need not
+    /// build an observation for most packets of a capture.
+    fn every_frame(&self) -> bool {
+        true
+    }
+    /// A *quiet* frame went by, one that [`Sink::every_frame`] lets the engine hold back: a
+    /// packet conntrack accepted without a word on an entry no notable packet has met. Only its
+    /// conntrack time comes, so that flows can still end on time.
+    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+        let _ = ct_ts;
+        Ok(())
+    }
     /// An input could not be read (further); what came before has been delivered. (The
     /// summary lists every error too.)
     fn error(&mut self, err: &CaptureError) -> io::Result<()> {
@@ -430,6 +444,13 @@ impl Judged {
     }
 }
 
+/// What conntrack made of a frame, as the report needs it.
+enum Judgement {
+    Shown(Judged),
+    /// A quiet frame ([`Sink::quiet`]): only its `ct state` is counted.
+    Quiet(CtState),
+}
+
 /// The conntrack table that judges frames, and those of the kernels it is compared with
 /// (all for the same flows: a whole capture, or one shard of it).
 struct Judges {
@@ -438,10 +459,12 @@ struct Judges {
     snapshots: bool,
     /// Reused for every frame, so agreeing kernels cost no allocation.
     scratch: Vec<KernelVerdict>,
+    /// Whether the sink lets frames be quiet ([`Sink::every_frame`]).
+    quiet: bool,
 }
 
 impl Judges {
-    fn new(settings: &Settings, shards: usize) -> Judges {
+    fn new(settings: &Settings, shards: usize, quiet: bool) -> Judges {
         let mut main = Conntrack::shard(settings.profile.clone(), settings.sysctls.clone(), shards);
         main.keep_logs();
         Judges {
@@ -449,12 +472,13 @@ impl Judges {
             others: settings.compare.iter().map(|k| Conntrack::shard(k.profile.clone(), k.sysctls.clone(), shards)).collect(),
             snapshots: settings.snapshots,
             scratch: Vec::with_capacity(settings.compare.len() + 1),
+            quiet: quiet && !settings.snapshots,
         }
     }
 
     /// Runs one prepared frame through every table (any frame whose [`Prepared::tuple`] is
     /// `Some`).
-    fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judged {
+    fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judgement {
         let question = Question::of(p, meta);
         let verdict = question.ask(&mut self.main, p.clock);
         let after = match &p.decoded {
@@ -462,9 +486,22 @@ impl Judges {
             _ => None,
         };
         let kernels = self.compare(&verdict, &question, p.clock);
-        // A report starts following a flow at its first notable packet, from the entry's log.
-        let log = self.main.take_log_before().filter(|_| verdict.is_notable() || kernels.is_some()).map(Box::new);
-        Judged { kernels, verdict, after, log }
+        let notable = verdict.is_notable() || kernels.is_some();
+        let log_before = self.main.take_log_before();
+        if notable {
+            // A report follows the flow from here on, starting from the entry's log.
+            self.main.show_entry();
+            let log = log_before.map(Box::new);
+            return Judgement::Shown(Judged { kernels, verdict, after, log });
+        }
+        // Quiet: accepted on an entry that existed before and that no report follows. (A packet
+        // that creates an entry, or replaces one, is never quiet: a report may still follow an
+        // earlier entry of the same tuple, which that packet ends.)
+        let met_unshown = verdict.entry.is_some() && log_before.is_some_and(|l| !l.shown);
+        if self.quiet && verdict.action == Action::Accept && met_unshown {
+            return Judgement::Quiet(verdict.ct_state);
+        }
+        Judgement::Shown(Judged { kernels, verdict, after, log: None })
     }
 
     /// Every kernel's verdict on the frame, when one differs from `main`'s.
@@ -544,6 +581,11 @@ struct Report<'s> {
 }
 
 impl Report<'_> {
+    /// Whether the sink lets frames be quiet ([`Sink::every_frame`]).
+    fn quiet_allowed(&self) -> bool {
+        !self.sink.every_frame()
+    }
+
     fn error(&mut self, e: &CaptureError) -> io::Result<()> {
         self.errors.push(e.to_string());
         self.failed_files.insert(e.file.clone());
@@ -558,6 +600,12 @@ impl Report<'_> {
             self.sink.progress(&Progress { frames: self.frames, files })?;
         }
         Ok(())
+    }
+
+    fn quiet(&mut self, meta: FrameMeta, ct_ts: Timestamp, ct_state: CtState) -> io::Result<()> {
+        self.frames += 1;
+        self.tally.quiet(meta.linktype, ct_state);
+        self.sink.quiet(ct_ts)
     }
 
     fn frame(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judged: Judged) -> io::Result<()> {
@@ -631,7 +679,7 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
 
 /// The whole pipeline on the calling thread, frame by frame.
 fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, report: &mut Report<'_>) -> io::Result<ReadOutcome> {
-    let mut judges = Judges::new(settings, 1);
+    let mut judges = Judges::new(settings, 1, report.quiet_allowed());
     while let Some(next) = captures.next_frame() {
         let frame = match next {
             Ok(f) => f,
@@ -644,10 +692,15 @@ fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, r
         let prepared = front.prepare(&frame);
         let judged = match prepared.tuple() {
             Some(_) => judges.judge(&prepared, meta),
-            None => Judged::skipped(),
+            None => Judgement::Shown(Judged::skipped()),
         };
-        let data = if settings.frame_bytes { frame.data } else { &[] };
-        report.frame(meta, data, &prepared, judged)?;
+        match judged {
+            Judgement::Quiet(ct_state) => report.quiet(meta, prepared.ct_ts, ct_state)?,
+            Judgement::Shown(judged) => {
+                let data = if settings.frame_bytes { frame.data } else { &[] };
+                report.frame(meta, data, &prepared, judged)?;
+            }
+        }
         report.progress(captures.files())?;
     }
     Ok(ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() })

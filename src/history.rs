@@ -99,6 +99,9 @@ pub struct EntryLog {
     seen: u16,
     /// A packet was marked: the history above stopped there.
     pub marked: bool,
+    /// A report has shown a packet of the entry (a notable one), so it follows the entry's flow
+    /// from then on ([`crate::conntrack::Conntrack::show_entry`]).
+    pub shown: bool,
     state_count: u8,
     /// The states passed through, each different from the one before, two to a byte.
     states: [u8; MAX_STATES / 2],
@@ -106,7 +109,18 @@ pub struct EntryLog {
 
 impl EntryLog {
     pub fn new(born: u64, first_ts: Timestamp) -> EntryLog {
-        EntryLog { born, first_ts, packets: 0, tokens: 0, token_count: 0, seen: 0, marked: false, state_count: 0, states: [0; MAX_STATES / 2] }
+        EntryLog {
+            born,
+            first_ts,
+            packets: 0,
+            tokens: 0,
+            token_count: 0,
+            seen: 0,
+            marked: false,
+            shown: false,
+            state_count: 0,
+            states: [0; MAX_STATES / 2],
+        }
     }
 
     /// Records a packet that met the entry (or created it): its direction, the state it left

@@ -118,6 +118,11 @@ impl Sink for Collect {
         }
         Ok(())
     }
+
+    /// Only INVALID and dropped packets are collected, and those are never quiet.
+    fn every_frame(&self) -> bool {
+        false
+    }
 }
 
 fn failures(inputs: &[String], settings: &Settings) -> Result<Failures, EngineError> {

@@ -65,7 +65,7 @@ pub struct Conntrack {
     keep_logs: bool,
     /// The log of the entry the last tracked packet met, as it was before that packet.
     log_before: Option<EntryLog>,
-    /// The entry the packet being tracked met or created, while it is in the table: the packet
+    /// The entry the last tracked packet met or created, while it is in the table: the packet
     /// goes into its log.
     met: Option<table::Handle>,
 }
@@ -96,6 +96,14 @@ impl Conntrack {
         self.log_before.take()
     }
 
+    /// Marks the entry the last tracked packet met or created (if it is still there) as shown
+    /// by a report ([`EntryLog::shown`]).
+    pub fn show_entry(&mut self) {
+        if let Some(h) = self.met {
+            self.table.entry_mut(h).log.shown = true;
+        }
+    }
+
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
@@ -116,6 +124,8 @@ impl Conntrack {
     ///
     /// Sweeping only frees memory: a lookup judges expiry at the packet's own time anyway.
     pub fn advance_clock(&mut self, now: Timestamp) {
+        // A sweep may remove the entry the last packet met.
+        self.met = None;
         if now > self.clock {
             self.clock = now;
             self.table.sweep(now);
@@ -147,8 +157,9 @@ impl Conntrack {
             return self.judge(p, k);
         }
         self.log_before = None;
+        self.met = None;
         let v = self.judge(p, k);
-        if let Some(h) = self.met.take() {
+        if let Some(h) = self.met {
             let marked = history::mark(v.action).is_some();
             self.table.entry_mut(h).log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
         }

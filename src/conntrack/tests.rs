@@ -613,6 +613,30 @@ fn entries_keep_logs_of_their_packets() {
     assert_eq!(new.states().collect::<Vec<_>>(), [TcpState::SynSent]);
 }
 
+/// A report marks the entry a notable packet met as shown; the mark stays with that entry, and
+/// the entry that replaces it on a reopen starts unshown.
+#[test]
+fn the_shown_mark_stays_with_its_entry() {
+    let mut r = Run::new();
+    r.ct.keep_logs();
+    r.handshake();
+    assert!(!r.entry().log.shown);
+    r.s("S", 7000, 0);
+    r.ct.show_entry();
+    assert!(r.entry().log.shown, "the entry the INVALID SYN met");
+    r.c(".", 1001, 5001);
+    assert!(r.ct.take_log_before().is_some_and(|l| l.shown), "a later packet meets a shown entry");
+    r.c("F.", 1001, 5001);
+    r.s(".", 5001, 1002);
+    r.s("F.", 5001, 1002);
+    r.c(".", 1002, 5002);
+    assert!(r.c("S", 500000, 0).replaced.is_some());
+    assert!(!r.entry().log.shown, "a new entry");
+    // Nothing to mark once the clock has moved on: a sweep may have removed the entry.
+    r.ct.advance_clock(Timestamp::from_secs(1_000_000));
+    r.ct.show_entry();
+}
+
 #[test]
 fn without_logs_nothing_is_logged() {
     let mut r = Run::new();

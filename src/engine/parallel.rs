@@ -22,7 +22,8 @@
 //! buffers at its start and none per frame. All channels are bounded: a slow sink slows the
 //! reader instead of filling memory.
 
-use super::{FrameMeta, Front, Judged, Judges, Prepared, ReadOutcome, Report, Settings};
+use super::{FrameMeta, Front, Judged, Judgement, Judges, Prepared, ReadOutcome, Report, Settings};
+use crate::verdict::CtState;
 use crate::capture::{CaptureError, CaptureSet};
 use crate::conntrack::FlowKey;
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -46,6 +47,23 @@ const QUEUE_DEPTH: usize = 8;
 /// a shard would share low hash bits, and the shard's own hash table would use a fraction of
 /// its buckets.
 const SHARD_SEED: u64 = 0x6374_7265_706c_6179;
+
+/// A tracker's verdicts on the frames of one batch it owns.
+#[derive(Default)]
+struct Verdicts {
+    /// For each frame, in order: its `ct state` if it was quiet ([`super::Sink::quiet`]), else
+    /// `None`, and its verdict is the next in `shown`. One byte a frame is all that crosses
+    /// threads for most packets.
+    quiet: Vec<Option<CtState>>,
+    shown: Vec<Judged>,
+}
+
+impl Verdicts {
+    fn clear(&mut self) {
+        self.quiet.clear();
+        self.shown.clear();
+    }
+}
 
 /// A run of consecutive frames (and input errors) of the capture.
 struct Batch {
@@ -104,9 +122,9 @@ pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, repor
         let mut spare_verdicts = Vec::with_capacity(trackers);
         for shard in 0..trackers {
             let (to_tracker, batches) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
-            let (verdicts, from_tracker) = bounded::<Vec<Judged>>(QUEUE_DEPTH);
-            let (spare, spares) = bounded::<Vec<Judged>>(QUEUE_DEPTH + 2);
-            let judges = Judges::new(settings, trackers);
+            let (verdicts, from_tracker) = bounded::<Verdicts>(QUEUE_DEPTH);
+            let (spare, spares) = bounded::<Verdicts>(QUEUE_DEPTH + 2);
+            let judges = Judges::new(settings, trackers, report.quiet_allowed());
             thread::Builder::new()
                 .name(format!("ctreplay-track{shard}"))
                 .spawn_scoped(scope, move || track(shard, judges, batches, verdicts, spares))?;
@@ -183,8 +201,8 @@ fn track(
     shard: usize,
     mut judges: Judges,
     batches: Receiver<Arc<Batch>>,
-    verdicts: Sender<Vec<Judged>>,
-    spares: Receiver<Vec<Judged>>,
+    verdicts: Sender<Verdicts>,
+    spares: Receiver<Verdicts>,
 ) {
     for batch in batches {
         let mut out = spares.try_recv().unwrap_or_default();
@@ -192,7 +210,13 @@ fn track(
             let Item::Frame { meta, prepared, .. } = &batch.items[at as usize] else {
                 unreachable!("only frames are routed")
             };
-            out.push(judges.judge(prepared, *meta));
+            match judges.judge(prepared, *meta) {
+                Judgement::Quiet(ct_state) => out.quiet.push(Some(ct_state)),
+                Judgement::Shown(judged) => {
+                    out.quiet.push(None);
+                    out.shown.push(judged);
+                }
+            }
         }
         // Let go of the batch before the merger can finish with it, so it can be recycled.
         drop(batch);
@@ -206,11 +230,11 @@ fn track(
 fn merge(
     report: &mut Report<'_>,
     from_reader: Receiver<Arc<Batch>>,
-    from_trackers: Vec<Receiver<Vec<Judged>>>,
-    spare_verdicts: Vec<Sender<Vec<Judged>>>,
+    from_trackers: Vec<Receiver<Verdicts>>,
+    spare_verdicts: Vec<Sender<Verdicts>>,
     recycle: Sender<Batch>,
 ) -> io::Result<()> {
-    let mut verdicts: Vec<Vec<Judged>> = Vec::with_capacity(from_trackers.len());
+    let mut verdicts: Vec<Verdicts> = Vec::with_capacity(from_trackers.len());
     for batch in from_reader {
         verdicts.clear();
         for from in &from_trackers {
@@ -218,22 +242,32 @@ fn merge(
             let Ok(v) = from.recv() else { return Ok(()) };
             verdicts.push(v);
         }
-        let mut next: Vec<_> = verdicts.iter_mut().map(|v| v.drain(..)).collect();
+        let mut next: Vec<_> = verdicts.iter_mut().map(|v| (v.quiet.iter(), v.shown.drain(..))).collect();
         for item in &batch.items {
             match item {
                 Item::Error(e) => report.error(e)?,
                 Item::Frame { meta, data, prepared, tracker } => {
-                    let judged = match tracker {
-                        Some(t) => next[*t as usize].next().expect("a verdict for every routed frame"),
-                        None => Judged::skipped(),
+                    let judgement = match tracker {
+                        Some(t) => {
+                            let (quiet, shown) = &mut next[*t as usize];
+                            match quiet.next().expect("a verdict for every routed frame") {
+                                Some(ct_state) => Judgement::Quiet(*ct_state),
+                                None => Judgement::Shown(shown.next().expect("a shown verdict for every frame not quiet")),
+                            }
+                        }
+                        None => Judgement::Shown(Judged::skipped()),
                     };
-                    report.frame(*meta, &batch.bytes[data.clone()], prepared, judged)?;
+                    match judgement {
+                        Judgement::Quiet(ct_state) => report.quiet(*meta, prepared.ct_ts, ct_state)?,
+                        Judgement::Shown(judged) => report.frame(*meta, &batch.bytes[data.clone()], prepared, judged)?,
+                    }
                     report.progress(&[])?;
                 }
             }
         }
         drop(next);
-        for (v, spare) in verdicts.drain(..).zip(&spare_verdicts) {
+        for (mut v, spare) in verdicts.drain(..).zip(&spare_verdicts) {
+            v.clear();
             let _ = spare.try_send(v);
         }
         if let Ok(batch) = Arc::try_unwrap(batch) {

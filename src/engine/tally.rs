@@ -70,14 +70,13 @@ impl Tally {
     }
 
     pub fn frame(&mut self, linktype: LinkType, v: &Verdict, skip: Option<&Skip>) {
-        self.frames += 1;
-        bump(&mut self.link_types, linktype);
         if let Some(s) = skip {
+            self.frames += 1;
+            bump(&mut self.link_types, linktype);
             bump(&mut self.skipped, skip_class(s));
             return;
         }
-        self.tcp_packets += 1;
-        self.ct_states[v.ct_state as usize] += 1;
+        self.quiet(linktype, v.ct_state);
         // An entry was created: the packet met none (state_before is empty) and was accepted.
         if v.action == Action::Accept && v.state_before.is_none() {
             self.flows += 1;
@@ -91,6 +90,15 @@ impl Tally {
         if let Some(r) = &v.reason {
             self.reasons[r.id as usize] += 1;
         }
+    }
+
+    /// Counts a packet conntrack accepted without a word on an entry that existed before (a
+    /// quiet frame, and the start of counting any other packet).
+    pub fn quiet(&mut self, linktype: LinkType, ct_state: CtState) {
+        self.frames += 1;
+        bump(&mut self.link_types, linktype);
+        self.tcp_packets += 1;
+        self.ct_states[ct_state as usize] += 1;
     }
 
     /// Writes the counts into `summary`'s fields.

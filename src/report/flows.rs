@@ -595,10 +595,7 @@ impl FlowTracker {
     /// Follows one frame. The flows it shows to have ended (or that had to be evicted) are
     /// appended to `done`, in the order their end became known.
     pub fn packet(&mut self, obs: &Observation<'_>, done: &mut Vec<FlowRecord>) {
-        if obs.ct_ts > self.now {
-            self.now = obs.ct_ts;
-            self.expire(done);
-        }
+        self.clock(obs.ct_ts, done);
         let Some(seg) = obs.segment else { return };
         if obs.skip.is_some() {
             return; // conntrack never saw it (--truncated skip)
@@ -651,6 +648,15 @@ impl FlowTracker {
             self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
         } else if self.index.len() > self.cap {
             self.evict(done);
+        }
+    }
+
+    /// Moves the clock to a frame's conntrack time: a frame went by that cannot belong to a
+    /// followed flow (a quiet one, [`crate::engine::Sink::quiet`]), or before a packet.
+    pub fn clock(&mut self, ct_ts: Timestamp, done: &mut Vec<FlowRecord>) {
+        if ct_ts > self.now {
+            self.now = ct_ts;
+            self.expire(done);
         }
     }
 
@@ -748,6 +754,16 @@ impl FlowRows {
 
     pub fn packet(&mut self, obs: &Observation<'_>) {
         self.tracker.packet(obs, &mut self.done);
+        self.keep_done();
+    }
+
+    /// [`FlowTracker::clock`].
+    pub fn clock(&mut self, ct_ts: Timestamp) {
+        self.tracker.clock(ct_ts, &mut self.done);
+        self.keep_done();
+    }
+
+    fn keep_done(&mut self) {
         if !self.done.is_empty() {
             let done = std::mem::take(&mut self.done);
             self.keep(done);

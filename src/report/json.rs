@@ -19,7 +19,7 @@
 
 use super::flows::{FlowRecord, FlowTracker, MAX_ACTIVE_FLOWS};
 use super::record::{ErrorRecord, PacketRecord};
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, Timestamp};
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use serde::Serialize;
 use std::fs::File;
@@ -65,6 +65,15 @@ impl<W: Write> JsonDocument<W> {
         }
     }
 
+    /// Spools the flows that ended with the last frame.
+    fn spool_ended(&mut self) -> io::Result<()> {
+        if self.ended.is_empty() {
+            return Ok(());
+        }
+        let ended = std::mem::take(&mut self.ended);
+        self.spool(ended)
+    }
+
     fn spool(&mut self, flows: Vec<FlowRecord>) -> io::Result<()> {
         for f in &flows {
             let spool = match &mut self.spool {
@@ -89,12 +98,18 @@ impl<W: Write> Sink for JsonDocument<W> {
         write!(self.out, "{open},\"packets\":[")
     }
 
+    fn every_frame(&self) -> bool {
+        self.all
+    }
+
+    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+        self.flows.clock(ct_ts, &mut self.ended);
+        self.spool_ended()
+    }
+
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.flows.packet(obs, &mut self.ended);
-        if !self.ended.is_empty() {
-            let ended = std::mem::take(&mut self.ended);
-            self.spool(ended)?;
-        }
+        self.spool_ended()?;
         if !(self.all || obs.is_notable()) {
             return Ok(());
         }

@@ -5,7 +5,7 @@
 
 use super::flows::{FlowRecord, FlowTracker, MAX_ACTIVE_FLOWS};
 use super::record::{ErrorRecord, PacketRecord};
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, Timestamp};
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -23,6 +23,15 @@ pub struct JsonLines<W: Write> {
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W, all: bool) -> Self {
         JsonLines { out, all, several_files: false, flows: FlowTracker::new(MAX_ACTIVE_FLOWS, all), ended: Vec::new() }
+    }
+
+    /// Writes the flows that ended with the last frame.
+    fn write_ended(&mut self) -> io::Result<()> {
+        if self.ended.is_empty() {
+            return Ok(());
+        }
+        let ended = std::mem::take(&mut self.ended);
+        self.flow_lines(ended)
     }
 
     fn flow_lines(&mut self, flows: Vec<FlowRecord>) -> io::Result<()> {
@@ -52,12 +61,18 @@ impl<W: Write> Sink for JsonLines<W> {
         self.line(&Tagged { kind: "begin", body: run })
     }
 
+    fn every_frame(&self) -> bool {
+        self.all
+    }
+
+    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+        self.flows.clock(ct_ts, &mut self.ended);
+        self.write_ended()
+    }
+
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.flows.packet(obs, &mut self.ended);
-        if !self.ended.is_empty() {
-            let ended = std::mem::take(&mut self.ended);
-            self.flow_lines(ended)?;
-        }
+        self.write_ended()?;
         if self.all || obs.is_notable() {
             let rec = PacketRecord::new(obs, self.several_files);
             self.line(&rec)?;

@@ -9,7 +9,7 @@ use super::{cells, kernels};
 use super::flows::{FlowRows, MAX_FLOW_ROWS};
 use super::reasons;
 use super::table::MAX_ROWS;
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, Timestamp};
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use crate::verdict::{Action, ReasonId, Verdict};
 use std::collections::BTreeMap;
@@ -217,6 +217,15 @@ fn code(s: &str) -> String {
 impl<W: Write> Sink for MarkdownReport<W> {
     fn begin(&mut self, run: &RunInfo) -> io::Result<()> {
         self.run = Some(run.clone());
+        Ok(())
+    }
+
+    fn every_frame(&self) -> bool {
+        self.all
+    }
+
+    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+        self.flows.clock(ct_ts);
         Ok(())
     }
 

@@ -86,6 +86,10 @@ impl Sink for ProgressBar {
         Ok(())
     }
 
+    fn every_frame(&self) -> bool {
+        false
+    }
+
     fn progress(&mut self, p: &Progress<'_>) -> io::Result<()> {
         if let Some(bar) = self.bar(p) {
             bar.set_message(frames(p.frames));

@@ -6,7 +6,7 @@
 
 use super::{cells, kernels};
 use super::flows::{FlowRows, MAX_FLOW_ROWS};
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, Timestamp};
 use crate::engine::{Observation, RunInfo, Sink, Summary};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table};
 use std::io::{self, Write};
@@ -69,6 +69,15 @@ pub(crate) fn keep_whole(t: &mut Table, cols: &[usize]) {
 impl<W: Write> Sink for TableReport<W> {
     fn begin(&mut self, run: &RunInfo) -> io::Result<()> {
         self.run = Some(run.clone());
+        Ok(())
+    }
+
+    fn every_frame(&self) -> bool {
+        self.all
+    }
+
+    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+        self.flows.clock(ct_ts);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Fan-out: one run feeding several sinks at once (a report, the exit-code counter, the INVALID
 //! frames' capture, a progress bar), each unaware of the others.
 
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, Timestamp};
 use crate::engine::{Observation, Progress, RunInfo, Sink, Summary};
 use std::io;
 
@@ -27,6 +27,12 @@ impl Sink for Tee<'_> {
     }
     fn packet(&mut self, obs: &Observation<'_>) -> io::Result<()> {
         self.each(|s| s.packet(obs))
+    }
+    fn every_frame(&self) -> bool {
+        self.sinks.iter().any(|s| s.every_frame())
+    }
+    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+        self.each(|s| s.quiet(ct_ts))
     }
     fn error(&mut self, err: &CaptureError) -> io::Result<()> {
         self.each(|s| s.error(err))
