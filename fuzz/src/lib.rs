@@ -22,8 +22,8 @@ use ctreplay::conntrack::profile::Profile;
 use ctreplay::conntrack::sysctl::Sysctls;
 use ctreplay::conntrack::{Conntrack, Hook, Packet};
 use ctreplay::decode::{ChecksumStatus, Decoded, Decoder, Segment, TcpFlags, TcpOptions, Tuple};
-use ctreplay::engine::{self, Settings, Timing, TruncatedFrames, Vantage};
-use ctreplay::report::{jsonl::JsonLines, table::TableReport};
+use ctreplay::engine::{self, Observation, Settings, Sink, Timing, TruncatedFrames, Vantage};
+use ctreplay::report::{jsonl::JsonLines, table::TableReport, tee::Tee};
 use ctreplay::verdict::{Action, CtState, FrameRef, ReasonId, Verdict};
 
 // ---- capture ------------------------------------------------------------------------------------
@@ -315,12 +315,30 @@ pub fn analyze(data: &[u8]) {
 
         let mut notable = Vec::new();
         let _ = engine::analyze(std::slice::from_ref(&path), &settings, &mut JsonLines::new(&mut notable, false));
+        // Holding back quiet frames changes nothing: the same report, handed every frame.
+        let mut every_frame = Vec::new();
+        let _ = engine::analyze(
+            std::slice::from_ref(&path),
+            &settings,
+            &mut Tee::new(vec![&mut JsonLines::new(&mut every_frame, false), &mut EveryFrame]),
+        );
+        assert!(notable == every_frame, "the report without --all differs when it is handed every frame");
         let flows = |text: &str| -> Vec<String> { text.lines().filter(|l| l.starts_with(r#"{"type":"flow""#)).map(String::from).collect() };
         let every = flows(&text);
         let mut rest = every.iter();
         for f in flows(&String::from_utf8(notable).expect("JSON Lines are UTF-8")) {
             assert!(rest.any(|e| *e == f), "a flow without --all differs from the --all run's, or comes out of order: {f}");
         }
+    }
+}
+
+/// A sink that needs every frame and does nothing with it: teed with a report, the engine
+/// holds back no quiet frame from that report either.
+struct EveryFrame;
+
+impl Sink for EveryFrame {
+    fn packet(&mut self, _: &Observation<'_>) -> io::Result<()> {
+        Ok(())
     }
 }
 
