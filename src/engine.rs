@@ -161,7 +161,7 @@ pub struct Observation<'a> {
     pub hook: Option<Hook>,
     pub verdict: &'a Verdict,
     /// Why conntrack never saw the frame.
-    pub skip: Option<Skip>,
+    pub skip: Option<&'a Skip>,
     /// The entry after the packet, when [`Settings::snapshots`] asks for it.
     pub after: Option<Snapshot>,
     /// When a kernel of [`Settings::compare`] judges the packet differently: every kernel's
@@ -363,8 +363,8 @@ struct Prepared {
     clock: Timestamp,
     /// Where conntrack meets the packet, when it is tracked.
     hook: Option<Hook>,
-    /// Why conntrack never sees the frame.
-    skip: Option<Skip>,
+    /// A TCP segment the capture cut short, skipped as `--truncated skip` asks.
+    cut_short: bool,
     /// The frame's position in the capture, from 0 ([`Observation::seq`]).
     seq: u64,
 }
@@ -389,17 +389,14 @@ impl Front {
         };
         self.clock = self.clock.max(ct_ts);
         let decoded = self.decoder.decode(frame);
-        let (hook, skip) = match &decoded {
-            Decoded::Tcp(seg) if seg.truncated && self.truncated == TruncatedFrames::Skip => {
-                (None, Some(Skip::Truncated("frame cut short by the snaplen (--truncated skip)")))
-            }
-            Decoded::Tcp(seg) => (Some(self.vantage.hook(seg)), None),
-            Decoded::TcpUnreadable { .. } => (None, None),
-            Decoded::Skipped(s) => (None, Some(s.clone())),
+        let cut_short = matches!(&decoded, Decoded::Tcp(seg) if seg.truncated && self.truncated == TruncatedFrames::Skip);
+        let hook = match &decoded {
+            Decoded::Tcp(seg) if !cut_short => Some(self.vantage.hook(seg)),
+            _ => None,
         };
         let seq = self.frames;
         self.frames += 1;
-        Prepared { decoded, ct_ts, clock: self.clock, hook, skip, seq }
+        Prepared { decoded, ct_ts, clock: self.clock, hook, cut_short, seq }
     }
 
     fn local_addresses(&self) -> Vec<String> {
@@ -415,6 +412,17 @@ impl Prepared {
             Decoded::Tcp(seg) => Some(Some(&seg.tuple)),
             Decoded::TcpUnreadable { tuple, .. } => Some(tuple.as_ref()),
             Decoded::Skipped(_) => None,
+        }
+    }
+
+    /// Why conntrack never sees the frame, if it does not.
+    fn skip(&self) -> Option<&Skip> {
+        /// Batch items carry a flag for this rather than the reason itself.
+        static CUT_SHORT: Skip = Skip::Truncated("frame cut short by the snaplen (--truncated skip)");
+        match &self.decoded {
+            Decoded::Skipped(s) => Some(s),
+            Decoded::Tcp(_) if self.cut_short => Some(&CUT_SHORT),
+            _ => None,
         }
     }
 
@@ -532,7 +540,7 @@ impl<'a> Question<'a> {
     fn of(p: &'a Prepared, meta: FrameMeta) -> Question<'a> {
         match &p.decoded {
             Decoded::Tcp(seg) => match p.hook {
-                Some(hook) if p.skip.is_none() => {
+                Some(hook) if !p.cut_short => {
                     let packet = Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts };
                     Question::Track(packet, Keyed::of(&seg.tuple))
                 }
@@ -610,7 +618,7 @@ impl Report<'_> {
 
     fn frame(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judged: Judged) -> io::Result<()> {
         self.frames += 1;
-        self.tally.frame(meta.linktype, &judged.verdict, p.skip.as_ref());
+        self.tally.frame(meta.linktype, &judged.verdict, p.skip());
         if let Some(kernels) = &judged.kernels {
             self.tally.kernels_differ(kernels);
         }
@@ -624,7 +632,7 @@ impl Report<'_> {
             segment: p.segment(),
             hook: p.hook,
             verdict: &judged.verdict,
-            skip: p.skip.clone(),
+            skip: p.skip(),
             after: judged.after.map(|a| *a),
             kernels: judged.kernels.as_deref().unwrap_or_default(),
             seq: p.seq,

@@ -131,7 +131,7 @@ impl Row {
             segment: Some(&self.seg),
             hook: self.hook,
             verdict: &self.verdict,
-            skip: self.skip.clone(),
+            skip: self.skip.as_ref(),
             after: self.after,
             kernels: &[],
             seq: self.seq,
@@ -299,7 +299,7 @@ impl<W: Write> Sink for Explain<W> {
             seg: *seg,
             hook: obs.hook,
             verdict: obs.verdict.clone(),
-            skip: obs.skip.clone(),
+            skip: obs.skip.cloned(),
             after: obs.after,
             seq: obs.seq,
         });

@@ -123,7 +123,7 @@ impl TestFrame {
             segment: self.segment.as_ref(),
             hook: self.hook,
             verdict: &self.verdict,
-            skip: self.skip.clone(),
+            skip: self.skip.as_ref(),
             after: None,
             kernels: &self.kernels,
             seq: self.seq(),
