@@ -5,7 +5,6 @@ use super::state::{Dir, Index, TcpState};
 use super::window::DirState;
 use crate::capture::Timestamp;
 use crate::decode::Tuple;
-use crate::history::EntryLog;
 use crate::verdict::{CreatedBy, EntryInfo, FrameRef};
 
 /// The kernel's `struct ip_ct_tcp`, field for field.
@@ -64,8 +63,6 @@ pub struct Entry {
     pub created_ts: Timestamp,
     pub created_by: CreatedBy,
     pub last_change_frame: FrameRef,
-    /// Its packets in brief, when the table keeps logs ([`crate::conntrack::Conntrack::keep_logs`]).
-    pub log: EntryLog,
 }
 
 impl Entry {

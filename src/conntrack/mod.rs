@@ -87,6 +87,7 @@ impl Conntrack {
     /// packet: the entry is in the cache already.
     pub fn keep_logs(&mut self) {
         self.keep_logs = true;
+        self.table.keep_logs();
     }
 
     /// Takes the log of the entry the last packet [`Conntrack::track`]ed met, as it was before
@@ -99,8 +100,8 @@ impl Conntrack {
     /// Marks the entry the last tracked packet met or created (if it is still there) as shown
     /// by a report ([`EntryLog::shown`]).
     pub fn show_entry(&mut self) {
-        if let Some(h) = self.met {
-            self.table.entry_mut(h).log.shown = true;
+        if let Some(log) = self.met.and_then(|h| self.table.log_mut(h)) {
+            log.shown = true;
         }
     }
 
@@ -159,9 +160,9 @@ impl Conntrack {
         self.log_before = None;
         self.met = None;
         let v = self.judge(p, k);
-        if let Some(h) = self.met {
+        if let Some(log) = self.met.and_then(|h| self.table.log_mut(h)) {
             let marked = history::mark(v.action).is_some();
-            self.table.entry_mut(h).log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
+            log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
         }
         v
     }
@@ -172,12 +173,12 @@ impl Conntrack {
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
             return self.track_new(p, k, None);
         };
-        let e = self.table.entry_mut(h);
-        let before = e.info(dir);
         if self.keep_logs {
-            self.log_before = Some(e.log);
+            self.log_before = self.table.log(h).copied();
             self.met = Some(h);
         }
+        let e = self.table.entry_mut(h);
+        let before = e.info(dir);
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
             return invalid(r, Some(dir), Some(before)).expiring(Some(before.expires));
         }
@@ -280,7 +281,6 @@ impl Conntrack {
             created_ts: p.ts,
             created_by,
             last_change_frame: p.frame,
-            log: EntryLog::new(p.seq, p.capture_ts),
         };
         match tracker::tcp_packet(&cfg, &mut e, p.seg, Dir::Original, p.ts) {
             Handled::Accepted { delete_entry, .. } => {
@@ -288,7 +288,7 @@ impl Conntrack {
                 let expires = (!delete_entry).then_some(e.expires);
                 if !delete_entry {
                     // A new entry's ORIGINAL tuple is the packet's.
-                    let h = self.table.insert_keyed(e, k);
+                    let h = self.table.insert_keyed(e, EntryLog::new(p.seq, p.capture_ts), k);
                     if self.keep_logs {
                         self.met = Some(h);
                     }
