@@ -61,8 +61,6 @@ pub struct Conntrack {
     limit: u32,
     /// The latest time seen: entries that expired by then are swept out.
     clock: Timestamp,
-    /// Whether entries keep an [`EntryLog`] of their packets (a report asks for it).
-    keep_logs: bool,
     /// The log of the entry the last tracked packet met, as it was before that packet.
     log_before: Option<EntryLog>,
     /// The entry the last tracked packet met or created, while it is in the table: the packet
@@ -80,13 +78,12 @@ impl Conntrack {
     /// so a table-full decision may differ from a single table's near the limit.
     pub fn shard(profile: Profile, sysctls: Sysctls, shards: usize) -> Conntrack {
         let limit = sysctls.max.div_ceil(shards.max(1) as u32);
-        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN), keep_logs: false, log_before: None, met: None }
+        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN), log_before: None, met: None }
     }
 
     /// Has every entry keep an [`EntryLog`] of the packets that meet it. A few nanoseconds a
     /// packet: the entry is in the cache already.
     pub fn keep_logs(&mut self) {
-        self.keep_logs = true;
         self.table.keep_logs();
     }
 
@@ -125,7 +122,8 @@ impl Conntrack {
     ///
     /// Sweeping only frees memory: a lookup judges expiry at the packet's own time anyway.
     pub fn advance_clock(&mut self, now: Timestamp) {
-        // A sweep may remove the entry the last packet met.
+        // Another question begins (a packet, an unreadable datagram): the entry the last packet
+        // met is no longer the one to mark, and a sweep may remove it.
         self.met = None;
         if now > self.clock {
             self.clock = now;
@@ -154,7 +152,7 @@ impl Conntrack {
     /// [`Conntrack::track`] with the key of the packet's tuple computed already (once for all
     /// the tables that judge it).
     pub fn track_keyed(&mut self, p: &Packet, k: &Keyed) -> Verdict {
-        if !self.keep_logs {
+        if !self.table.keeps_logs() {
             return self.judge(p, k);
         }
         self.log_before = None;
@@ -173,7 +171,7 @@ impl Conntrack {
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
             return self.track_new(p, k, None);
         };
-        if self.keep_logs {
+        if self.table.keeps_logs() {
             self.log_before = self.table.log(h).copied();
             self.met = Some(h);
         }
@@ -289,7 +287,7 @@ impl Conntrack {
                 if !delete_entry {
                     // A new entry's ORIGINAL tuple is the packet's.
                     let h = self.table.insert_keyed(e, EntryLog::new(p.seq, p.capture_ts), k);
-                    if self.keep_logs {
+                    if self.table.keeps_logs() {
                         self.met = Some(h);
                     }
                 }

@@ -234,6 +234,10 @@ impl Table {
         self.keeps_logs = true;
     }
 
+    pub fn keeps_logs(&self) -> bool {
+        self.keeps_logs
+    }
+
     /// The log of a live entry, when the table keeps logs.
     pub fn log(&self, h: Handle) -> Option<&EntryLog> {
         self.logs.get(h as usize)
@@ -251,27 +255,34 @@ impl Table {
 
     /// [`Table::lookup`] with the key computed already.
     pub fn lookup_keyed(&mut self, k: &Keyed, now: Timestamp) -> Option<(Handle, Dir)> {
-        let src_is_lower = k.src_is_lower;
-        let h = self.find_hashed(&k.key, k.hash)?;
-        let entry = &self.slots[h as usize];
-        if entry.is_expired(now) {
+        let (h, original_is_lower) = self.find_hashed(&k.key, k.hash)?;
+        if self.slots[h as usize].is_expired(now) {
             self.remove(h);
             return None;
         }
         // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
-        let original_is_lower = FlowKey::oriented(&entry.tuple).1;
-        let dir = if src_is_lower == original_is_lower { Dir::Original } else { Dir::Reply };
+        let dir = if k.src_is_lower == original_is_lower { Dir::Original } else { Dir::Reply };
         Some((h, dir))
     }
 
     fn find(&self, key: &FlowKey) -> Option<Handle> {
-        self.find_hashed(key, key.hash32())
+        self.find_hashed(key, key.hash32()).map(|(h, _)| h)
     }
 
-    fn find_hashed(&self, key: &FlowKey, hash: u32) -> Option<Handle> {
+    /// The entry with this key, and whether its ORIGINAL tuple's source is the key's lower
+    /// endpoint (worked out with the key from the entry's tuple, once).
+    fn find_hashed(&self, key: &FlowKey, hash: u32) -> Option<(Handle, bool)> {
         let slots = &self.slots;
-        let found = self.index.find(Indexed::wide(hash), |i| i.hash == hash && FlowKey::of(&slots[i.slot as usize].tuple) == *key)?;
-        Some(found.slot)
+        let mut original_is_lower = false;
+        let found = self.index.find(Indexed::wide(hash), |i| {
+            if i.hash != hash {
+                return false;
+            }
+            let (entry_key, lower) = FlowKey::oriented(&slots[i.slot as usize].tuple);
+            original_is_lower = lower;
+            entry_key == *key
+        })?;
+        Some((found.slot, original_is_lower))
     }
 
     /// The entry for a tuple in either direction, expired or not, without changing anything.
@@ -307,14 +318,17 @@ impl Table {
         self.free.push(h);
     }
 
-    /// Confirms a new entry (the kernel's `nf_conntrack_confirm`), with the log it starts with
-    /// (kept if the table keeps logs). Call [`Table::make_room`] first.
-    pub fn insert(&mut self, entry: Entry, log: EntryLog) -> Handle {
+    /// [`Table::insert_keyed`] for tests, which keep no logs.
+    #[cfg(test)]
+    fn insert(&mut self, entry: Entry) -> Handle {
         let keyed = Keyed::of(&entry.tuple);
+        let log = EntryLog::new(0, entry.created_ts);
         self.insert_keyed(entry, log, &keyed)
     }
 
-    /// [`Table::insert`] with the key of the entry's ORIGINAL tuple computed already.
+    /// Confirms a new entry (the kernel's `nf_conntrack_confirm`) under the key of its ORIGINAL
+    /// tuple, with the log it starts with (kept if the table keeps logs). Call
+    /// [`Table::make_room`] first.
     pub fn insert_keyed(&mut self, entry: Entry, log: EntryLog, k: &Keyed) -> Handle {
         let Keyed { key, src_is_lower: original_is_lower, hash } = *k;
         debug_assert!(FlowKey::oriented(&entry.tuple) == (key, original_is_lower), "the key of the entry's tuple");
@@ -578,7 +592,7 @@ mod tests {
     #[test]
     fn lookup_finds_both_directions_and_forgets_expired_entries() {
         let mut t = Table::default();
-        t.insert(entry(1, 10, false, TcpState::SynSent), EntryLog::new(0, Timestamp(0)));
+        t.insert(entry(1, 10, false, TcpState::SynSent));
         let now = Timestamp::from_secs(5);
         assert_eq!(t.lookup(&tuple(1), now).map(|(_, d)| d), Some(Dir::Original));
         assert_eq!(t.lookup(&tuple(1).reversed(), now).map(|(_, d)| d), Some(Dir::Reply));
@@ -589,8 +603,8 @@ mod tests {
     #[test]
     fn sweep_refiles_refreshed_entries_and_follows_lowered_expiry() {
         let mut t = Table::default();
-        t.insert(entry(1, 10, true, TcpState::Established), EntryLog::new(0, Timestamp(0)));
-        t.insert(entry(2, 10, true, TcpState::Established), EntryLog::new(0, Timestamp(0)));
+        t.insert(entry(1, 10, true, TcpState::Established));
+        t.insert(entry(2, 10, true, TcpState::Established));
         // Entry 1 is refreshed to 100 s; entry 2's expiry is lowered to 5 s.
         let (h1, _) = t.lookup(&tuple(1), Timestamp(0)).unwrap();
         t.entry_mut(h1).expires = Timestamp::from_secs(100);
@@ -613,9 +627,9 @@ mod tests {
     fn deadlines_beyond_one_round_of_the_wheel_and_jumps_in_time() {
         let mut t = Table::default();
         t.sweep(Timestamp(0));
-        t.insert(entry(1, 432_000, true, TcpState::Established), EntryLog::new(0, Timestamp(0)));
-        t.insert(entry(2, WHEEL_SECONDS + 5, true, TcpState::Established), EntryLog::new(0, Timestamp(0)));
-        t.insert(entry(3, 30, true, TcpState::Established), EntryLog::new(0, Timestamp(0)));
+        t.insert(entry(1, 432_000, true, TcpState::Established));
+        t.insert(entry(2, WHEEL_SECONDS + 5, true, TcpState::Established));
+        t.insert(entry(3, 30, true, TcpState::Established));
         let alive = |t: &Table| (1..=3).filter(|&p| t.get(&tuple(p)).is_some()).collect::<Vec<u16>>();
         for s in (0..WHEEL_SECONDS + 7).step_by(3) {
             t.sweep(Timestamp::from_secs(s));
@@ -639,7 +653,7 @@ mod tests {
         for (port, created, assured, _) in entries {
             let mut e = entry(port, 1000, assured, TcpState::Established);
             e.created_ts = at(created);
-            t.insert(e, EntryLog::new(0, Timestamp(0)));
+            t.insert(e);
         }
         let mut closing: Vec<_> = entries.iter().filter_map(|&(p, _, _, c)| Some((c?, p))).collect();
         closing.sort();
@@ -665,7 +679,7 @@ mod tests {
     fn a_full_table_of_established_entries_evicts_nothing() {
         let mut t = Table::default();
         for port in 1..=3 {
-            t.insert(entry(port, 1000, true, TcpState::Established), EntryLog::new(0, Timestamp(0)));
+            t.insert(entry(port, 1000, true, TcpState::Established));
         }
         assert!(!t.make_room(3, Timestamp(0)));
         assert!(t.make_room(4, Timestamp(0)), "below the limit");
@@ -682,7 +696,7 @@ mod tests {
             if let Some((h, _)) = t.lookup(&tuple(port), Timestamp(0)) {
                 t.remove(h);
             }
-            t.insert(entry(port, 1_000_000, false, TcpState::SynSent), EntryLog::new(0, Timestamp(0)));
+            t.insert(entry(port, 1_000_000, false, TcpState::SynSent));
             let (h, _) = t.lookup(&tuple(port), Timestamp(0)).unwrap();
             t.entry_mut(h).tcp.state = TcpState::Close;
             t.entry_mut(h).expires = Timestamp::from_secs(500_000);
