@@ -610,10 +610,16 @@ impl Report<'_> {
         Ok(())
     }
 
-    fn quiet(&mut self, meta: FrameMeta, ct_ts: Timestamp, ct_state: CtState) -> io::Result<()> {
-        self.frames += 1;
-        self.tally.quiet(meta.linktype, ct_state);
-        self.sink.quiet(ct_ts)
+    /// Hands a judged frame to the sink: in full, or as a quiet one.
+    fn judged(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judgement: Judgement) -> io::Result<()> {
+        match judgement {
+            Judgement::Shown(judged) => self.frame(meta, data, p, judged),
+            Judgement::Quiet(ct_state) => {
+                self.frames += 1;
+                self.tally.tracked(meta.linktype, ct_state);
+                self.sink.quiet(p.ct_ts)
+            }
+        }
     }
 
     fn frame(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judged: Judged) -> io::Result<()> {
@@ -698,17 +704,12 @@ fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, r
         };
         let meta = FrameMeta::of(&frame);
         let prepared = front.prepare(&frame);
-        let judged = match prepared.tuple() {
+        let judgement = match prepared.tuple() {
             Some(_) => judges.judge(&prepared, meta),
             None => Judgement::Shown(Judged::skipped()),
         };
-        match judged {
-            Judgement::Quiet(ct_state) => report.quiet(meta, prepared.ct_ts, ct_state)?,
-            Judgement::Shown(judged) => {
-                let data = if settings.frame_bytes { frame.data } else { &[] };
-                report.frame(meta, data, &prepared, judged)?;
-            }
-        }
+        let data = if settings.frame_bytes { frame.data } else { &[] };
+        report.judged(meta, data, &prepared, judgement)?;
         report.progress(captures.files())?;
     }
     Ok(ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() })

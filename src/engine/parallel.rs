@@ -23,9 +23,9 @@
 //! reader instead of filling memory.
 
 use super::{FrameMeta, Front, Judged, Judgement, Judges, Prepared, ReadOutcome, Report, Settings};
-use crate::verdict::CtState;
 use crate::capture::{CaptureError, CaptureSet};
 use crate::conntrack::FlowKey;
+use crate::verdict::CtState;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::hash::BuildHasher;
 use std::io;
@@ -257,10 +257,7 @@ fn merge(
                         }
                         None => Judgement::Shown(Judged::skipped()),
                     };
-                    match judgement {
-                        Judgement::Quiet(ct_state) => report.quiet(*meta, prepared.ct_ts, ct_state)?,
-                        Judgement::Shown(judged) => report.frame(*meta, &batch.bytes[data.clone()], prepared, judged)?,
-                    }
+                    report.judged(*meta, &batch.bytes[data.clone()], prepared, judgement)?;
                     report.progress(&[])?;
                 }
             }

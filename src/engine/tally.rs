@@ -76,7 +76,7 @@ impl Tally {
             bump(&mut self.skipped, skip_class(s));
             return;
         }
-        self.quiet(linktype, v.ct_state);
+        self.tracked(linktype, v.ct_state);
         // An entry was created: the packet met none (state_before is empty) and was accepted.
         if v.action == Action::Accept && v.state_before.is_none() {
             self.flows += 1;
@@ -92,9 +92,9 @@ impl Tally {
         }
     }
 
-    /// Counts a packet conntrack accepted without a word on an entry that existed before (a
-    /// quiet frame, and the start of counting any other packet).
-    pub fn quiet(&mut self, linktype: LinkType, ct_state: CtState) {
+    /// Counts a frame conntrack saw, by its `ct state`: all there is to count of a quiet frame
+    /// (accepted without a word on an entry that existed before).
+    pub fn tracked(&mut self, linktype: LinkType, ct_state: CtState) {
         self.frames += 1;
         bump(&mut self.link_types, linktype);
         self.tcp_packets += 1;
