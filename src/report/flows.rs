@@ -694,10 +694,7 @@ impl FlowTracker {
         self.due = due;
         ending.sort_unstable();
         for (_, _, slot) in ending {
-            let flow = self.slots.remove(slot);
-            let indexed = self.index.find_entry(Indexed::wide(flow.key.hash32()), |i| i.slot == slot);
-            indexed.expect("an open flow is indexed under its key").remove();
-            flow.emit(Ended::Expired, self.all, done);
+            self.close(slot).emit(Ended::Expired, self.all, done);
         }
         if self.deadlines.len() > 2 * self.index.len() + 64 {
             let slots = &self.slots;
@@ -715,11 +712,16 @@ impl FlowTracker {
         by_age.truncate(n);
         by_age.sort_unstable();
         for (_, i) in by_age {
-            let flow = self.slots.remove(i);
-            let indexed = self.index.find_entry(Indexed::wide(flow.key.hash32()), |e| e.slot == i);
-            indexed.expect("an open flow is indexed under its key").remove();
-            flow.emit(Ended::Evicted, self.all, done);
+            self.close(i).emit(Ended::Evicted, self.all, done);
         }
+    }
+
+    /// Takes an open flow out of its slot and the index, found by its slot (not by a packet).
+    fn close(&mut self, slot: u32) -> Flow {
+        let flow = self.slots.remove(slot);
+        let indexed = self.index.find_entry(Indexed::wide(flow.key.hash32()), |i| i.slot == slot);
+        indexed.expect("an open flow is indexed under its key").remove();
+        flow
     }
 
     /// The flows still open at the end of the run that a report shows, in the order the run
