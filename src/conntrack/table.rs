@@ -124,7 +124,7 @@ struct Ref {
 /// (32 bytes a slot against 208). Sweeping deadlines and trimming the eviction queues mostly
 /// meet entries that no packet has touched for minutes: read from the slots, each of those was a
 /// cache miss; here many share a cache line. Mirrors the entry's fields as of the last
-/// [`Table::insert`] or [`Table::touched`].
+/// [`Table::insert_keyed`] or [`Table::touched`].
 #[derive(Clone, Copy, Debug)]
 struct Upkeep {
     serial: u64,
