@@ -160,7 +160,7 @@ pub struct ExplainArgs {
     pub file: Option<u32>,
 
     /// The flow to show instead: SRC:PORT>DST:PORT, either direction, e.g.
-    /// 10.0.0.1:40000>10.0.0.2:80 or [2001:db8::1]:40000>[2001:db8::2]:80.
+    /// `10.0.0.1:40000>10.0.0.2:80` or `[2001:db8::1]:40000>[2001:db8::2]:80`.
     #[arg(long, value_name = "TUPLE", value_parser = explain::parse_flow, conflicts_with = "frame")]
     pub flow: Option<Tuple>,
 

@@ -1,5 +1,5 @@
 //! The pipeline: read → decode → track → hand each frame's verdict to a [`Sink`], in frame order,
-//! on one thread or, sharded by flow, on several ([`parallel`]).
+//! on one thread or, sharded by flow, on several (`engine::parallel`).
 //!
 //! The engine also decides the *vantage*: which hook each packet meets conntrack at. A firewall
 //! in the path sees everything at PRE_ROUTING; on the capturing host itself, its own packets
@@ -657,7 +657,7 @@ struct ReadOutcome {
 /// to the sink and recorded in the summary; the run goes on with what can still be read.
 ///
 /// With [`Settings::threads`] above 1, frames are tracked on that many threads (see
-/// [`parallel`]); the sink still sees every frame in capture order, from the calling thread.
+/// `engine::parallel`); the sink still sees every frame in capture order, from the calling thread.
 pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> Result<Summary, EngineError> {
     let captures = CaptureSet::open(inputs)?;
     let run = RunInfo {
