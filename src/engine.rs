@@ -197,11 +197,16 @@ pub trait Sink {
     fn every_frame(&self) -> bool {
         true
     }
-    /// A *quiet* frame went by, one that [`Sink::every_frame`] lets the engine hold back: a
-    /// packet conntrack accepted without a word on an entry no notable packet has met. Only its
-    /// conntrack time comes, so that flows can still end on time.
-    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
-        let _ = ct_ts;
+    /// `frames` *quiet* frames went by, frames that [`Sink::every_frame`] lets the engine hold
+    /// back: packets conntrack accepted without a word on an entry no notable packet has met.
+    /// Only the latest conntrack time among them comes, so that flows can still end on time.
+    ///
+    /// The engine tells quiet frames in runs: before the next frame or error it hands over,
+    /// before the end, and at least every [`PROGRESS_EVERY`] frames (so that a live capture's
+    /// flows end without waiting for its next notable packet). A sink that only moves a clock
+    /// forward with them sees what it would have seen frame by frame.
+    fn quiet(&mut self, frames: u64, ct_ts: Timestamp) -> io::Result<()> {
+        let _ = (frames, ct_ts);
         Ok(())
     }
     /// An input could not be read (further); what came before has been delivered. (The
@@ -584,8 +589,23 @@ struct Report<'s> {
     tally: Tally,
     /// Frames handed to the sink, for progress reports.
     frames: u64,
+    /// Quiet frames not yet told to the sink ([`Sink::quiet`]).
+    quiet: QuietRun,
     errors: Vec<String>,
     failed_files: BTreeSet<String>,
+}
+
+/// A run of quiet frames: how many, and the latest conntrack time among them. Telling the
+/// sink once per run instead of once per frame saves a call through every sink for most
+/// packets of a healthy capture.
+#[derive(Clone, Copy)]
+struct QuietRun {
+    frames: u64,
+    latest: Timestamp,
+}
+
+impl QuietRun {
+    const NONE: QuietRun = QuietRun { frames: 0, latest: Timestamp(i64::MIN) };
 }
 
 impl Report<'_> {
@@ -595,6 +615,7 @@ impl Report<'_> {
     }
 
     fn error(&mut self, e: &CaptureError) -> io::Result<()> {
+        self.tell_quiet()?;
         self.errors.push(e.to_string());
         self.failed_files.insert(e.file.clone());
         self.sink.error(e)
@@ -605,6 +626,7 @@ impl Report<'_> {
     /// owns them in a parallel run).
     fn progress(&mut self, files: &[CaptureFile]) -> io::Result<()> {
         if self.frames.is_multiple_of(PROGRESS_EVERY) {
+            self.tell_quiet()?;
             self.sink.progress(&Progress { frames: self.frames, files })?;
         }
         Ok(())
@@ -617,12 +639,30 @@ impl Report<'_> {
             Judgement::Quiet(ct_state) => {
                 self.frames += 1;
                 self.tally.tracked(meta.linktype, ct_state);
-                self.sink.quiet(p.ct_ts)
+                self.quiet.frames += 1;
+                self.quiet.latest = self.quiet.latest.max(p.ct_ts);
+                Ok(())
             }
         }
     }
 
+    /// Tells the sink of the quiet frames held since the last call, if any.
+    fn tell_quiet(&mut self) -> io::Result<()> {
+        let run = std::mem::replace(&mut self.quiet, QuietRun::NONE);
+        if run.frames == 0 {
+            return Ok(());
+        }
+        self.sink.quiet(run.frames, run.latest)
+    }
+
+    /// Hands the sink the summary, after the quiet frames still held.
+    fn end(&mut self, summary: &Summary) -> io::Result<()> {
+        self.tell_quiet()?;
+        self.sink.end(summary)
+    }
+
     fn frame(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judged: Judged) -> io::Result<()> {
+        self.tell_quiet()?;
         self.frames += 1;
         self.tally.frame(meta.linktype, &judged.verdict, p.skip());
         if let Some(kernels) = &judged.kernels {
@@ -670,7 +710,14 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
         compared_kernels: settings.compare.iter().map(|k| k.profile.name).collect(),
     };
     sink.begin(&run)?;
-    let mut report = Report { sink, tally: Tally::new(&run.compared_kernels), frames: 0, errors: Vec::new(), failed_files: BTreeSet::new() };
+    let mut report = Report {
+        sink,
+        tally: Tally::new(&run.compared_kernels),
+        frames: 0,
+        quiet: QuietRun::NONE,
+        errors: Vec::new(),
+        failed_files: BTreeSet::new(),
+    };
     let front = Front::new(settings);
     let read = if settings.threads > 1 {
         parallel::run(captures, front, settings, &mut report)?
@@ -680,14 +727,14 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
 
     let mut summary = Summary::default();
     report.tally.fill(&mut summary);
-    summary.errors = report.errors;
+    summary.errors = std::mem::take(&mut report.errors);
     summary.local_addresses = read.local_addresses;
     summary.captures = read
         .files
         .iter()
         .map(|f| CaptureSummary { path: f.path.clone(), frames: f.frames, complete: !report.failed_files.contains(&f.path) })
         .collect();
-    report.sink.end(&summary)?;
+    report.end(&summary)?;
     Ok(summary)
 }
 

@@ -71,8 +71,8 @@ impl Sink for Split {
     fn every_frame(&self) -> bool {
         false
     }
-    fn quiet(&mut self, _: Timestamp) -> io::Result<()> {
-        self.quiet += 1;
+    fn quiet(&mut self, frames: u64, _: Timestamp) -> io::Result<()> {
+        self.quiet += frames as usize;
         Ok(())
     }
 }

@@ -102,7 +102,7 @@ impl<W: Write> Sink for JsonDocument<W> {
         self.all
     }
 
-    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+    fn quiet(&mut self, _frames: u64, ct_ts: Timestamp) -> io::Result<()> {
         self.flows.clock(ct_ts, &mut self.ended);
         self.spool_ended()
     }

@@ -65,7 +65,7 @@ impl<W: Write> Sink for JsonLines<W> {
         self.all
     }
 
-    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+    fn quiet(&mut self, _frames: u64, ct_ts: Timestamp) -> io::Result<()> {
         self.flows.clock(ct_ts, &mut self.ended);
         self.write_ended()
     }

@@ -76,7 +76,7 @@ impl<W: Write> Sink for TableReport<W> {
         self.all
     }
 
-    fn quiet(&mut self, ct_ts: Timestamp) -> io::Result<()> {
+    fn quiet(&mut self, _frames: u64, ct_ts: Timestamp) -> io::Result<()> {
         self.flows.clock(ct_ts);
         Ok(())
     }
