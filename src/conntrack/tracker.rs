@@ -65,12 +65,29 @@ const VALID_FLAGS_2_6_18: [u8; 15] = {
     [S, S | A, S | P, S | A | P, R, R | A, R | A | P, F | A, A, A | P, A | U, A | U | P, F | A | P, F | A | U, F | A | U | P]
 };
 
-fn flags_valid(flags: TcpFlags, f: &Features) -> bool {
-    if f.psh_masked_in_flag_check {
-        VALID_FLAGS.contains(&(flags.0 & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR)))
-    } else {
-        VALID_FLAGS_2_6_18.contains(&(flags.0 & !(TcpFlags::ECE | TcpFlags::CWR)))
+/// A list of flag combinations as a set: bit `n` stands for the combination `n`. With ECE and
+/// CWR masked off, a combination is below 64, so checking a packet's flags is one shift (the
+/// kernel indexes a table the same way); this runs for every packet in every table.
+const fn set_of(combinations: &[u8]) -> u64 {
+    let mut set = 0;
+    let mut i = 0;
+    while i < combinations.len() {
+        set |= 1 << combinations[i];
+        i += 1;
     }
+    set
+}
+
+const VALID_SET: u64 = set_of(&VALID_FLAGS);
+const VALID_SET_2_6_18: u64 = set_of(&VALID_FLAGS_2_6_18);
+
+fn flags_valid(flags: TcpFlags, f: &Features) -> bool {
+    let (set, masked) = if f.psh_masked_in_flag_check {
+        (VALID_SET, flags.0 & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR))
+    } else {
+        (VALID_SET_2_6_18, flags.0 & !(TcpFlags::ECE | TcpFlags::CWR))
+    };
+    (set >> masked) & 1 == 1
 }
 
 /// `tcp_error`: checks made on every packet before any state is consulted.
@@ -481,5 +498,23 @@ fn lower_timeout_on_invalid(cfg: &Config, e: &mut Entry, dir: Dir, index: Index,
         ct.last_index = index;
         ct.last_dir = dir;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::profile::Profile;
+
+    #[test]
+    fn the_flag_sets_hold_exactly_the_listed_combinations() {
+        let latest = Profile::latest().features;
+        let old = Profile::by_name("2.6.18").expect("a 2.6.18 profile").features;
+        for flags in 0..=u8::MAX {
+            let listed = VALID_FLAGS.contains(&(flags & !(TcpFlags::PSH | TcpFlags::ECE | TcpFlags::CWR)));
+            assert_eq!(flags_valid(TcpFlags(flags), &latest), listed, "flags {flags:#04x}, latest");
+            let listed = VALID_FLAGS_2_6_18.contains(&(flags & !(TcpFlags::ECE | TcpFlags::CWR)));
+            assert_eq!(flags_valid(TcpFlags(flags), &old), listed, "flags {flags:#04x}, 2.6.18");
+        }
     }
 }
