@@ -528,8 +528,8 @@ impl Judges {
             let v = question.ask(other, clock);
             self.scratch.push(KernelVerdict::of(other.profile().name, &v));
         }
-        let first = self.scratch[0].outcome();
-        self.scratch.iter().any(|k| k.outcome() != first).then(|| self.scratch.as_slice().into())
+        let first = self.scratch[0];
+        self.scratch.iter().any(|k| !k.same_outcome(&first)).then(|| self.scratch.as_slice().into())
     }
 }
 

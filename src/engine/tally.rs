@@ -61,7 +61,7 @@ impl Tally {
     pub fn kernels_differ(&mut self, kernels: &[KernelVerdict]) {
         let (main, others) = kernels.split_first().expect("this run's verdict comes first");
         for (delta, other) in self.kernels.iter_mut().zip(others) {
-            if other.outcome() != main.outcome() {
+            if !other.same_outcome(main) {
                 delta.differ += 1;
                 delta.actions[other.verdict as usize] += 1;
                 delta.actions[main.verdict as usize] -= 1;
