@@ -43,12 +43,6 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn of(t: &Tuple) -> FlowKey {
-        FlowKey::oriented(t).0
-    }
-
-    /// The key, and whether the tuple's source is the key's lower endpoint (then the tuple and
-    /// any other tuple with the same answer travel the same way).
-    pub fn oriented(t: &Tuple) -> (FlowKey, bool) {
         fn wide(a: IpAddr) -> u128 {
             match a {
                 IpAddr::V4(v4) => u32::from(v4).into(),
@@ -67,7 +61,7 @@ impl FlowKey {
             hi.0 as u64,
             (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(v6),
         ];
-        (FlowKey { words }, src_is_lower)
+        FlowKey { words }
     }
 
     /// The table's hash of the key, folded to 32 bits (all the index keeps of it).
@@ -93,19 +87,17 @@ impl Hash for FlowKey {
     }
 }
 
-/// A tuple's key, the packet's orientation to it and the key's hash: what a lookup computes
-/// first. Computed once per packet when several tables judge it (the compared kernels).
+/// A packet's tuple with the hash of its key: what a lookup computes first. Computed once per
+/// packet when several tables judge it (the compared kernels).
 #[derive(Clone, Copy, Debug)]
 pub struct Keyed {
-    key: FlowKey,
-    src_is_lower: bool,
+    tuple: Tuple,
     hash: u32,
 }
 
 impl Keyed {
     pub fn of(tuple: &Tuple) -> Keyed {
-        let (key, src_is_lower) = FlowKey::oriented(tuple);
-        Keyed { key, src_is_lower, hash: key.hash32() }
+        Keyed { tuple: *tuple, hash: FlowKey::of(tuple).hash32() }
     }
 }
 
@@ -255,34 +247,30 @@ impl Table {
 
     /// [`Table::lookup`] with the key computed already.
     pub fn lookup_keyed(&mut self, k: &Keyed, now: Timestamp) -> Option<(Handle, Dir)> {
-        let (h, original_is_lower) = self.find_hashed(&k.key, k.hash)?;
+        let (h, dir) = self.find(k)?;
         if self.slots[h as usize].is_expired(now) {
             self.remove(h);
             return None;
         }
-        // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
-        let dir = if k.src_is_lower == original_is_lower { Dir::Original } else { Dir::Reply };
         Some((h, dir))
     }
 
-    fn find(&self, key: &FlowKey) -> Option<Handle> {
-        self.find_hashed(key, key.hash32()).map(|(h, _)| h)
-    }
-
-    /// The entry with this key, and whether its ORIGINAL tuple's source is the key's lower
-    /// endpoint (worked out with the key from the entry's tuple, once).
-    fn find_hashed(&self, key: &FlowKey, hash: u32) -> Option<(Handle, bool)> {
+    /// The entry whose ORIGINAL tuple is the packet's tuple or its reverse, and the packet's
+    /// direction. The entries' tuples are compared as they are: cheaper than working out their
+    /// keys, and the same test (one key stands for a tuple and its reverse, nothing else).
+    fn find(&self, k: &Keyed) -> Option<(Handle, Dir)> {
         let slots = &self.slots;
-        let mut original_is_lower = false;
-        let found = self.index.find(Indexed::wide(hash), |i| {
-            if i.hash != hash {
+        let mut dir = Dir::Original;
+        let found = self.index.find(Indexed::wide(k.hash), |i| {
+            if i.hash != k.hash {
                 return false;
             }
-            let (entry_key, lower) = FlowKey::oriented(&slots[i.slot as usize].tuple);
-            original_is_lower = lower;
-            entry_key == *key
+            let original = &slots[i.slot as usize].tuple;
+            // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
+            dir = if *original == k.tuple { Dir::Original } else { Dir::Reply };
+            dir == Dir::Original || original.is_reverse_of(&k.tuple)
         })?;
-        Some((found.slot, original_is_lower))
+        Some((found.slot, dir))
     }
 
     /// The entry for a tuple in either direction, expired or not, without changing anything.
@@ -292,7 +280,7 @@ impl Table {
 
     /// [`Table::get`]'s handle.
     pub fn handle_of(&self, tuple: &Tuple) -> Option<Handle> {
-        self.find(&FlowKey::of(tuple))
+        self.find(&Keyed::of(tuple)).map(|(h, _)| h)
     }
 
     /// The entry behind a handle from [`Table::lookup`].
@@ -330,9 +318,9 @@ impl Table {
     /// tuple, with the log it starts with (kept if the table keeps logs). Call
     /// [`Table::make_room`] first.
     pub fn insert_keyed(&mut self, entry: Entry, log: EntryLog, k: &Keyed) -> Handle {
-        let Keyed { key, src_is_lower: original_is_lower, hash } = *k;
-        debug_assert!(FlowKey::oriented(&entry.tuple) == (key, original_is_lower), "the key of the entry's tuple");
-        debug_assert!(self.find(&key).is_none(), "callers look the tuple up first");
+        let hash = k.hash;
+        debug_assert!(entry.tuple == k.tuple, "a new entry's ORIGINAL tuple is the packet's");
+        debug_assert!(self.find(k).is_none(), "callers look the tuple up first");
         let serial = self.next_serial;
         self.next_serial += 1;
         let (expires, created) = (entry.expires, entry.created_ts);
@@ -598,6 +586,22 @@ mod tests {
         assert_eq!(t.lookup(&tuple(1).reversed(), now).map(|(_, d)| d), Some(Dir::Reply));
         assert!(t.lookup(&tuple(1), Timestamp::from_secs(10)).is_none());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn lookup_matches_only_the_tuple_and_its_reverse() {
+        let mut t = Table::default();
+        t.insert(entry(1, 10, false, TcpState::SynSent));
+        let now = Timestamp::from_secs(5);
+        let swapped_ports = Tuple { sport: 80, dport: 1, ..tuple(1) };
+        let swapped_addresses = Tuple { src: tuple(1).dst, dst: tuple(1).src, ..tuple(1) };
+        assert!(t.lookup(&swapped_ports, now).is_none());
+        assert!(t.lookup(&swapped_addresses, now).is_none());
+        // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let own_reverse = Tuple { src: a, dst: a, sport: 7, dport: 7 };
+        t.insert(Entry { tuple: own_reverse, ..entry(7, 10, false, TcpState::SynSent) });
+        assert_eq!(t.lookup(&own_reverse, now).map(|(_, d)| d), Some(Dir::Original));
     }
 
     #[test]

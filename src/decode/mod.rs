@@ -31,6 +31,11 @@ impl Tuple {
     pub fn reversed(&self) -> Tuple {
         Tuple { src: self.dst, dst: self.src, sport: self.dport, dport: self.sport }
     }
+
+    /// Whether `other` is this tuple seen from the other side ([`Tuple::reversed`]).
+    pub fn is_reverse_of(&self, other: &Tuple) -> bool {
+        self.src == other.dst && self.dst == other.src && self.sport == other.dport && self.dport == other.sport
+    }
 }
 
 impl std::fmt::Display for Tuple {
