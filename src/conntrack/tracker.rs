@@ -34,7 +34,9 @@ impl Config<'_> {
         &self.profile.features
     }
 
-    /// A reason, with the line this kernel logs for `event` (if it logs one).
+    /// A reason, with the line this kernel logs for `event` (if it logs one). Cold: the
+    /// tracker's paths that build one are the rare ones, and kept out of the way of the others.
+    #[cold]
     fn reason(&self, id: ReasonId, event: Option<Event>, evidence: Evidence) -> Reason {
         let kernel_log = event.and_then(|e| line(self.profile.log_style, e)).into_iter().collect();
         Reason { id, kernel_log, evidence }
@@ -90,22 +92,45 @@ fn flags_valid(flags: TcpFlags, f: &Features) -> bool {
     (set >> masked) & 1 == 1
 }
 
+/// What `tcp_error` finds wrong with a packet's header.
+#[derive(Clone, Copy)]
+enum HeaderError {
+    Truncated,
+    BadChecksum,
+    InvalidFlags,
+}
+
 /// `tcp_error`: checks made on every packet before any state is consulted.
+#[inline]
 pub fn header_error(cfg: &Config, seg: &Segment, hook: Hook) -> Option<Reason> {
+    // The checks, apart from the wording of what they find: every packet is checked, by every
+    // table, and building a reason is rare.
     let header_len = seg.doff as u32 * 4;
-    if header_len < 20 || seg.l4_len < header_len {
-        let ev = Evidence::Length { doff: seg.doff, l4_len: seg.l4_len };
-        return Some(cfg.reason(ReasonId::TruncatedPacket, Some(Event::TruncatedPacket), ev));
+    let found = if header_len < 20 || seg.l4_len < header_len {
+        HeaderError::Truncated
+    } else if cfg.sysctls.checksum && hook == Hook::PreRouting && matches!(seg.checksum, ChecksumStatus::Bad | ChecksumStatus::Partial) {
+        HeaderError::BadChecksum
+    } else if !flags_valid(seg.flags, cfg.features()) {
+        HeaderError::InvalidFlags
+    } else {
+        return None;
+    };
+    Some(header_reason(cfg, seg, found))
+}
+
+#[cold]
+fn header_reason(cfg: &Config, seg: &Segment, found: HeaderError) -> Reason {
+    match found {
+        HeaderError::Truncated => {
+            let ev = Evidence::Length { doff: seg.doff, l4_len: seg.l4_len };
+            cfg.reason(ReasonId::TruncatedPacket, Some(Event::TruncatedPacket), ev)
+        }
+        HeaderError::BadChecksum => cfg.reason(ReasonId::BadChecksum, Some(Event::BadChecksum), Evidence::None),
+        HeaderError::InvalidFlags => {
+            let ev = Evidence::Flags { flags: seg.flags.0 };
+            cfg.reason(ReasonId::InvalidTcpFlags, Some(Event::InvalidFlags), ev)
+        }
     }
-    let bad = matches!(seg.checksum, ChecksumStatus::Bad | ChecksumStatus::Partial);
-    if cfg.sysctls.checksum && hook == Hook::PreRouting && bad {
-        return Some(cfg.reason(ReasonId::BadChecksum, Some(Event::BadChecksum), Evidence::None));
-    }
-    if !flags_valid(seg.flags, cfg.features()) {
-        let ev = Evidence::Flags { flags: seg.flags.0 };
-        return Some(cfg.reason(ReasonId::InvalidTcpFlags, Some(Event::InvalidFlags), ev));
-    }
-    None
 }
 
 /// The reason for a datagram too short to hold a TCP header (old kernels log "short packet").
@@ -322,6 +347,7 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
 }
 
 /// A SYN on a closed entry (TIME_WAIT or CLOSE): reopen it, or not.
+#[cold]
 fn reopen(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, index: Index) -> Handled {
     let ct = &e.tcp;
     if cfg.features().reopen_by_own_close_or_higher_isn {
@@ -367,6 +393,7 @@ fn resync(ct: &mut TcpCt, dir: Dir) {
 
 /// Accepts a packet without letting it change the entry, remembering enough of it to re-sync
 /// if the other side proves it right.
+#[cold]
 fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, id: ReasonId) -> Handled {
     let f = cfg.features();
     let old = ct.state;
@@ -469,6 +496,7 @@ fn check_rst(cfg: &Config, e: &Entry, seg: &Segment, dir: Dir, old: TcpState) ->
 }
 
 /// The reason for a failed window bound, with the kernel's log line.
+#[cold]
 fn window_reason(cfg: &Config, ev: &WindowEvidence) -> Reason {
     let event = Event::Window { bound: ev.bound, value: ev.logged_value };
     cfg.reason(ReasonId::of_bound(ev.bound), Some(event), Evidence::Window(*ev))
@@ -477,6 +505,7 @@ fn window_reason(cfg: &Config, ev: &WindowEvidence) -> Reason {
 /// `nf_tcp_handle_invalid` (6.1+): an out-of-window FIN or RST answering the other side's FIN or
 /// RST means the endpoints are gone; shorten an assured entry's long timeout. Otherwise remember
 /// the packet as the last one seen, even though it was INVALID.
+#[cold]
 fn lower_timeout_on_invalid(cfg: &Config, e: &mut Entry, dir: Dir, index: Index, now: Timestamp) -> Option<String> {
     if !cfg.features().lower_timeout_on_invalid_fin_rst || !e.assured || !matches!(index, Index::Fin | Index::Rst) {
         return None;
