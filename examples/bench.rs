@@ -7,6 +7,7 @@
 //! cargo run --release --example bench -- --decode FILE # read and decode only (profiling)
 //! cargo run --release --example bench -- --live FILE  # read, decode, track on one table; how
 //!                                                     # many entries FILE keeps alive
+//! cargo run --release --example bench -- --instructions # instructions per packet (valgrind)
 //! ```
 //!
 //! It writes synthetic captures with `synth::bulk` into a scratch directory (`bench-data/`,
@@ -62,6 +63,12 @@ struct Args {
     /// Only track FILE and print how many entries the table held (peak and mean).
     #[arg(long, value_name = "FILE")]
     live: Option<PathBuf>,
+    /// Instead of timing: count the instructions `ctreplay analyze` executes per packet on
+    /// 32 MiB captures of each kind, one thread, under valgrind's callgrind. Exact and the same
+    /// on every run, whatever else the machine is doing, so it compares two commits where wall
+    /// times on a shared machine cannot (cache misses are not in it).
+    #[arg(long)]
+    instructions: bool,
 }
 
 /// The kinds of traffic measured.
@@ -274,6 +281,9 @@ fn run(args: Args) -> Result<()> {
     }
     std::fs::create_dir_all(&args.dir)?;
     let ctreplay = ctreplay_binary()?;
+    if args.instructions {
+        return instructions(&args.dir, &ctreplay);
+    }
     let me = std::env::current_exe()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = args.threads.clone();
@@ -375,6 +385,46 @@ tshark (`-o tcp.analyze_sequence_numbers:TRUE -q -z io,stat,0`) on 100 MB captur
         }
     }
     println!("\nload average at the end: {}", load_average());
+    Ok(())
+}
+
+/// `--instructions`: instructions per packet of `ctreplay analyze --threads 1`, with one kernel
+/// profile and with the default comparison, on a 32 MiB capture of each kind.
+fn instructions(dir: &Path, ctreplay: &Path) -> Result<()> {
+    let valgrind_there = Command::new("valgrind").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !valgrind_there {
+        bail!("--instructions needs valgrind (apt-get install valgrind)");
+    }
+    println!("# ctreplay: instructions per packet (valgrind --tool=callgrind, --threads 1)\n");
+    println!("| capture | packets | what | instructions | per packet |");
+    println!("|---|---|---|---|---|");
+    for kind in [Kind::Short, Kind::Mixed, Kind::Long] {
+        let cap = kind.capture(dir, 32 << 20)?;
+        let mut count = Command::new(std::env::current_exe()?);
+        count.arg("--floor").arg(&cap);
+        let packets = count_of(&measure(&mut count)?)?;
+        for (what, options) in [("--kernel latest", &["--kernel", "latest"][..]), ("default: 5 older kernels compared", &[][..])] {
+            let out = Command::new("valgrind")
+                .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+                .arg(ctreplay)
+                .args(["analyze", "--threads", "1"])
+                .args(options)
+                .arg(&cap)
+                .stdout(Stdio::null())
+                .output()?;
+            let log = String::from_utf8_lossy(&out.stderr);
+            // "==PID== Collected : N" is callgrind's count of instructions executed.
+            let collected = log
+                .lines()
+                .find_map(|l| l.split_once("Collected :").map(|(_, n)| n.trim().parse::<u64>()))
+                .with_context(|| format!("no instruction count from valgrind:\n{log}"))??;
+            println!(
+                "| {} | {packets} | {what} | {collected} | {:.0} |",
+                cap.file_name().unwrap().to_string_lossy(),
+                collected as f64 / packets.max(1) as f64
+            );
+        }
+    }
     Ok(())
 }
 
