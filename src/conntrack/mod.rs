@@ -203,7 +203,7 @@ impl Conntrack {
                 return Verdict { action: Action::Drop, state_after: None, ..v };
             }
             Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
-            Handled::Accepted { delete_entry, .. } => {
+            Handled::Accepted { delete_entry } => {
                 if delete_entry {
                     let state_after = self.table.entry(h).tcp.state;
                     self.remove(h);
@@ -281,7 +281,7 @@ impl Conntrack {
             last_change_frame: p.frame,
         };
         match tracker::tcp_packet(&cfg, &mut e, p.seg, Dir::Original, p.ts) {
-            Handled::Accepted { delete_entry, .. } => {
+            Handled::Accepted { delete_entry } => {
                 let state_after = e.tcp.state;
                 let expires = (!delete_entry).then_some(e.expires);
                 if !delete_entry {

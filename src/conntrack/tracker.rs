@@ -184,9 +184,9 @@ pub fn tcp_new(cfg: &Config, seg: &Segment) -> NewEntry {
 /// The handler's decision for one packet on one entry.
 #[derive(Debug)]
 pub enum Handled {
-    /// Tracked and applied. `liberal` holds the window bound the packet failed when only the
-    /// liberal rule (picked-up entry, `be_liberal`) let it pass silently.
-    Accepted { liberal: Option<WindowEvidence>, delete_entry: bool },
+    /// Tracked and applied (also when a window bound failed but the liberal rule, for a
+    /// picked-up entry or `be_liberal`, let the packet pass silently, as the kernel does).
+    Accepted { delete_entry: bool },
     /// Tracked, but the entry was left unchanged (sIG, window IGNORE, challenge ACK).
     Ignored(Reason),
     /// INVALID: no conntrack attached to the packet.
@@ -279,11 +279,9 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
         }
     }
 
-    let mut liberal = None;
     if !skip_window {
         match tcp_in_window(&mut e.tcp, dir, index, seg, cfg.sysctls.tcp_be_liberal, f) {
-            InWindow::Accept => {}
-            InWindow::AcceptLiberal(ev) => liberal = Some(ev),
+            InWindow::Accept | InWindow::AcceptLiberal(_) => {}
             InWindow::Ignore(ev) => return Handled::Ignored(window_reason(cfg, &ev)),
             InWindow::Invalid(ev) => {
                 let mut r = window_reason(cfg, &ev);
@@ -326,11 +324,11 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
     if !e.seen_reply {
         if seg.flags.rst() {
             // The only answer was an RST: there is no connection, forget the entry now.
-            return Handled::Accepted { liberal, delete_entry: true };
+            return Handled::Accepted { delete_entry: true };
         }
         if f.syn_retransmit_no_refresh && index == Index::Syn && old_local == TcpState::SynSent {
             // A SYN retransmission must not keep a dead entry alive forever.
-            return Handled::Accepted { liberal, delete_entry: false };
+            return Handled::Accepted { delete_entry: false };
         }
         if f.unreplied_pickup_capped && new_state == TcpState::Established && timeout > t.unacknowledged {
             // A picked-up connection nobody answered gets the short timeout.
@@ -343,7 +341,7 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
         e.assured = true;
     }
     e.expires = Timestamp(now.0.saturating_add(timeout as i64 * 1_000_000_000));
-    Handled::Accepted { liberal, delete_entry: false }
+    Handled::Accepted { delete_entry: false }
 }
 
 /// A SYN on a closed entry (TIME_WAIT or CLOSE): reopen it, or not.
