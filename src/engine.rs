@@ -9,7 +9,7 @@
 use crate::capture::{CaptureError, CaptureFile, CaptureSet, Frame, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
-use crate::conntrack::{Conntrack, Hook, Keyed, Packet, Snapshot};
+use crate::conntrack::{Conntrack, FlowKey, Hook, Keyed, Packet, Snapshot};
 use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip, Tuple};
 use crate::history::EntryLog;
 use crate::verdict::{Action, CtState, FrameRef, KernelVerdict, ReasonId, Verdict};
@@ -372,6 +372,9 @@ struct Prepared {
     cut_short: bool,
     /// The frame's position in the capture, from 0 ([`Observation::seq`]).
     seq: u64,
+    /// [`FlowKey::hash32`] of the frame's tuple, when it has one (else 0): worked out once, it
+    /// both picks the tracker of a parallel run and starts the table's lookup.
+    key_hash: u32,
 }
 
 impl Front {
@@ -401,7 +404,11 @@ impl Front {
         };
         let seq = self.frames;
         self.frames += 1;
-        Prepared { decoded, ct_ts, clock: self.clock, hook, cut_short, seq }
+        let key_hash = match &decoded {
+            Decoded::Tcp(Segment { tuple, .. }) | Decoded::TcpUnreadable { tuple: Some(tuple), .. } => FlowKey::of(tuple).hash32(),
+            _ => 0,
+        };
+        Prepared { decoded, ct_ts, clock: self.clock, hook, cut_short, seq, key_hash }
     }
 
     fn local_addresses(&self) -> Vec<String> {
@@ -547,7 +554,7 @@ impl<'a> Question<'a> {
             Decoded::Tcp(seg) => match p.hook {
                 Some(hook) if !p.cut_short => {
                     let packet = Packet { seg, ts: p.ct_ts, frame: meta.frame, hook, seq: p.seq, capture_ts: meta.ts };
-                    Question::Track(packet, Keyed::of(&seg.tuple))
+                    Question::Track(packet, Keyed::with_hash(&seg.tuple, p.key_hash))
                 }
                 _ => Question::Skipped,
             },

@@ -99,6 +99,12 @@ impl Keyed {
     pub fn of(tuple: &Tuple) -> Keyed {
         Keyed { tuple: *tuple, hash: FlowKey::of(tuple).hash32() }
     }
+
+    /// [`Keyed::of`] with the hash worked out already ([`FlowKey::hash32`] of the tuple's key).
+    pub fn with_hash(tuple: &Tuple, hash: u32) -> Keyed {
+        debug_assert_eq!(hash, FlowKey::of(tuple).hash32(), "the hash of the tuple's key");
+        Keyed { tuple: *tuple, hash }
+    }
 }
 
 /// Where an entry lives in the table; valid until the table is changed.

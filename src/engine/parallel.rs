@@ -9,8 +9,9 @@
 //!
 //! * The **reader** thread reads and decodes every frame in capture order (defragmentation, the
 //!   vantage decision and the clocks are in-order state), copies its bytes into a batch, and
-//!   notes which tracker owns it: a hash of the frame's [`FlowKey`], which is the same for both
-//!   directions, so each flow's packets all go to one tracker, in capture order.
+//!   notes which tracker owns it: by the hash of the frame's [`crate::conntrack::FlowKey`],
+//!   the same for both directions, so each flow's packets all go to one tracker, in capture
+//!   order.
 //! * Each **tracker** thread owns a [`Conntrack`] shard. It receives every batch (shared, read
 //!   only), judges the frames routed to it, and sends back their verdicts in order.
 //! * The **merger**, on the calling thread (the sink need not be `Send`), receives the batch and
@@ -24,10 +25,8 @@
 
 use super::{FrameMeta, Front, Judged, Judgement, Judges, Prepared, ReadOutcome, Report, Settings};
 use crate::capture::{CaptureError, CaptureSet};
-use crate::conntrack::FlowKey;
 use crate::verdict::CtState;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use std::hash::BuildHasher;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -43,10 +42,6 @@ const BATCH_BYTES: usize = 256 << 10;
 /// time for the same work. (On 2 cores, 8 was ~5 % faster than 4 and as fast as 16.)
 const QUEUE_DEPTH: usize = 8;
 
-/// The seed of the shard hash. It differs from the tables' hasher seed: otherwise every key in
-/// a shard would share low hash bits, and the shard's own hash table would use a fraction of
-/// its buckets.
-const SHARD_SEED: u64 = 0x6374_7265_706c_6179;
 
 /// A tracker's verdicts on the frames of one batch it owns.
 #[derive(Default)]
@@ -101,13 +96,18 @@ impl Batch {
 
 /// Which tracker owns a frame conntrack sees.
 fn tracker_of(p: &Prepared, trackers: usize) -> Option<u32> {
-    // The top 32 bits of the hash, scaled to 0..trackers (a multiply instead of a division).
-    let pick = |tuple| {
-        let hash = foldhash::fast::FixedState::with_seed(SHARD_SEED).hash_one(FlowKey::of(tuple));
-        (((hash >> 32) * trackers as u64) >> 32) as u32
-    };
     // A datagram without a tuple touches no entry; any tracker can judge it.
-    p.tuple().map(|t| t.map_or(0, pick))
+    p.tuple().map(|t| t.map_or(0, |_| shard_of(p.key_hash, trackers)))
+}
+
+/// The tracker of a key's hash ([`crate::conntrack::FlowKey::hash32`], the tables' own). Its
+/// bits are mixed by an odd multiplier first: keys that shared some of the hash's bits would
+/// crowd their shard's index, whose low bits pick a bucket and whose top seven bits are the tag
+/// compared before a key. The product's top bits, which depend on all of the hash's, are
+/// scaled to 0..trackers.
+fn shard_of(hash: u32, trackers: usize) -> u32 {
+    let mixed = hash.wrapping_mul(0x9e37_79b9);
+    ((u64::from(mixed) * trackers as u64) >> 32) as u32
 }
 
 /// Runs the pipeline with `settings.threads` trackers; returns once every frame has been
@@ -272,4 +272,47 @@ fn merge(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::FlowKey;
+    use crate::decode::Tuple;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// The shards get even parts of the flows, and each shard's keys still spread over all of
+    /// its table's index buckets (which their hashes' low bits pick) and over all the tags its
+    /// index compares before a key (the top seven bits).
+    #[test]
+    fn shards_are_even_and_keep_the_low_hash_bits_spread() {
+        for trackers in [2, 3] {
+            shards_of(trackers);
+        }
+    }
+
+    fn shards_of(trackers: usize) {
+        let mut per_shard = vec![0u32; trackers];
+        let mut buckets = vec![vec![0u32; 1024]; trackers];
+        let mut tags = vec![vec![0u32; 128]; trackers];
+        for n in 0..300_000u32 {
+            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n / 1000));
+            let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+            let hash = FlowKey::of(&Tuple { src: client, dst: server, sport: 1024 + (n % 1000) as u16, dport: 443 }).hash32();
+            let shard = shard_of(hash, trackers) as usize;
+            per_shard[shard] += 1;
+            buckets[shard][(hash & 1023) as usize] += 1;
+            tags[shard][(hash >> 25) as usize] += 1;
+        }
+        for (shard, ((&flows, buckets), tags)) in per_shard.iter().zip(&buckets).zip(&tags).enumerate() {
+            let even = 300_000 / trackers as u32;
+            assert!(flows.abs_diff(even) < even / 20, "shard {shard} of {trackers}: {flows} of 300 000 flows");
+            let expected = flows / 1024;
+            let (fewest, most) = (*buckets.iter().min().unwrap(), *buckets.iter().max().unwrap());
+            assert!(fewest > expected / 2 && most < expected * 2, "shard {shard} of {trackers}: {fewest}..{most} keys a bucket, ~{expected} expected");
+            let expected = flows / 128;
+            let (fewest, most) = (*tags.iter().min().unwrap(), *tags.iter().max().unwrap());
+            assert!(fewest > expected / 2 && most < expected * 2, "shard {shard} of {trackers}: {fewest}..{most} keys a tag, ~{expected} expected");
+        }
+    }
 }
