@@ -11,9 +11,9 @@
 pub(super) fn sum(bytes: &[u8]) -> u64 {
     let (words, rest) = bytes.as_chunks::<4>();
     let mut acc: u64 = words.iter().map(|w| u64::from(u32::from_ne_bytes(*w))).sum();
-    let mut tail = [0u8; 4];
-    tail[..rest.len()].copy_from_slice(rest);
-    acc += u64::from(u32::from_ne_bytes(tail));
+    // The last 0–3 bytes, zero-padded, read byte by byte (a slice copy of that size is a call).
+    let byte = |i: usize| rest.get(i).copied().unwrap_or(0);
+    acc += u64::from(u32::from_ne_bytes([byte(0), byte(1), byte(2), 0]));
     let folded = fold(acc);
     u64::from(if cfg!(target_endian = "little") { folded.swap_bytes() } else { folded })
 }
