@@ -199,12 +199,13 @@ pub trait Sink {
     }
     /// `frames` *quiet* frames went by, frames that [`Sink::every_frame`] lets the engine hold
     /// back: packets conntrack accepted without a word on an entry no notable packet has met.
-    /// Only the latest conntrack time among them comes, so that flows can still end on time.
+    /// Only the capture's conntrack clock after them comes (the latest conntrack time of any
+    /// frame so far), so that flows can still end on time.
     ///
     /// The engine tells quiet frames in runs: before the next frame or error it hands over,
     /// before the end, and at least every [`PROGRESS_EVERY`] frames (so that a live capture's
     /// flows end without waiting for its next notable packet). A sink that only moves a clock
-    /// forward with them sees what it would have seen frame by frame.
+    /// forward to each frame's time sees what it would have seen frame by frame.
     fn quiet(&mut self, frames: u64, ct_ts: Timestamp) -> io::Result<()> {
         let _ = (frames, ct_ts);
         Ok(())
@@ -596,13 +597,15 @@ struct Report<'s> {
     tally: Tally,
     /// Frames handed to the sink, for progress reports.
     frames: u64,
+    /// When `frames` reaches this, the sink hears how far the run has got.
+    next_progress: u64,
     /// Quiet frames not yet told to the sink ([`Sink::quiet`]).
     quiet: QuietRun,
     errors: Vec<String>,
     failed_files: BTreeSet<String>,
 }
 
-/// A run of quiet frames: how many, and the latest conntrack time among them. Telling the
+/// A run of quiet frames: how many, and the capture's conntrack clock after them. Telling the
 /// sink once per run instead of once per frame saves a call through every sink for most
 /// packets of a healthy capture.
 #[derive(Clone, Copy)]
@@ -632,7 +635,8 @@ impl Report<'_> {
     /// inputs with their bytes read so far, when the caller can see them (the reading thread
     /// owns them in a parallel run).
     fn progress(&mut self, files: &[CaptureFile]) -> io::Result<()> {
-        if self.frames.is_multiple_of(PROGRESS_EVERY) {
+        if self.frames >= self.next_progress {
+            self.next_progress = (self.frames / PROGRESS_EVERY + 1) * PROGRESS_EVERY;
             self.tell_quiet()?;
             self.sink.progress(&Progress { frames: self.frames, files })?;
         }
@@ -644,13 +648,19 @@ impl Report<'_> {
         match judgement {
             Judgement::Shown(judged) => self.frame(meta, data, p, judged),
             Judgement::Quiet(ct_state) => {
-                self.frames += 1;
                 self.tally.tracked(meta.linktype, ct_state);
-                self.quiet.frames += 1;
-                self.quiet.latest = self.quiet.latest.max(p.ct_ts);
+                self.quiet_frames(1, p.clock);
                 Ok(())
             }
         }
+    }
+
+    /// `frames` quiet frames went by (counted in the tally apart), after which the capture's
+    /// conntrack clock stood at `clock`: the sink hears of them before it hears anything else.
+    fn quiet_frames(&mut self, frames: u64, clock: Timestamp) {
+        self.frames += frames;
+        self.quiet.frames += frames;
+        self.quiet.latest = self.quiet.latest.max(clock);
     }
 
     /// Tells the sink of the quiet frames held since the last call, if any.
@@ -721,6 +731,7 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
         sink,
         tally: Tally::new(&run.compared_kernels),
         frames: 0,
+        next_progress: PROGRESS_EVERY,
         quiet: QuietRun::NONE,
         errors: Vec::new(),
         failed_files: BTreeSet::new(),

@@ -23,9 +23,10 @@
 //! buffers at its start and none per frame. All channels are bounded: a slow sink slows the
 //! reader instead of filling memory.
 
+use super::tally::QuietCounts;
 use super::{FrameMeta, Front, Judged, Judgement, Judges, Prepared, ReadOutcome, Report, Settings};
 use crate::capture::{CaptureError, CaptureSet};
-use crate::verdict::CtState;
+use crate::capture::Timestamp;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::io;
 use std::ops::Range;
@@ -46,17 +47,17 @@ const QUEUE_DEPTH: usize = 8;
 /// A tracker's verdicts on the frames of one batch it owns.
 #[derive(Default)]
 struct Verdicts {
-    /// For each frame, in order: its `ct state` if it was quiet ([`super::Sink::quiet`]), else
-    /// `None`, and its verdict is the next in `shown`. One byte a frame is all that crosses
-    /// threads for most packets.
-    quiet: Vec<Option<CtState>>,
-    shown: Vec<Judged>,
+    /// The frames the sink is shown, by their position in the batch, in order.
+    shown: Vec<(u32, Judged)>,
+    /// The others are quiet ([`super::Sink::quiet`]): only their counts cross threads, and the
+    /// merger does not look at them one by one.
+    quiet: QuietCounts,
 }
 
 impl Verdicts {
     fn clear(&mut self) {
-        self.quiet.clear();
         self.shown.clear();
+        self.quiet.clear();
     }
 }
 
@@ -67,10 +68,13 @@ struct Batch {
     items: Vec<Item>,
     /// For each tracker, the positions in `items` of the frames it owns, in capture order.
     routes: Vec<Vec<u32>>,
+    /// The positions of the items no tracker judges (input errors, frames conntrack never
+    /// sees), which the merger hands over itself.
+    unrouted: Vec<u32>,
 }
 
 enum Item {
-    Frame { meta: FrameMeta, data: Range<usize>, prepared: Prepared, tracker: Option<u32> },
+    Frame { meta: FrameMeta, data: Range<usize>, prepared: Prepared },
     Error(CaptureError),
 }
 
@@ -80,6 +84,7 @@ impl Batch {
             bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
             items: Vec::with_capacity(BATCH_FRAMES),
             routes: vec![Vec::with_capacity(BATCH_FRAMES); trackers],
+            unrouted: Vec::new(),
         }
     }
 
@@ -87,6 +92,15 @@ impl Batch {
         self.bytes.clear();
         self.items.clear();
         self.routes.iter_mut().for_each(Vec::clear);
+        self.unrouted.clear();
+    }
+
+    /// The capture's conntrack clock after the frame at `at`.
+    fn clock_after(&self, at: usize) -> Timestamp {
+        match &self.items[at] {
+            Item::Frame { prepared, .. } => prepared.clock,
+            Item::Error(_) => unreachable!("only frames are quiet"),
+        }
     }
 
     fn is_full(&self) -> bool {
@@ -164,17 +178,21 @@ fn read(
                 let prepared = front.prepare(&frame);
                 let tracker = tracker_of(&prepared, trackers);
                 let at = batch.items.len() as u32;
-                if let Some(t) = tracker {
-                    batch.routes[t as usize].push(at);
+                match tracker {
+                    Some(t) => batch.routes[t as usize].push(at),
+                    None => batch.unrouted.push(at),
                 }
                 let start = batch.bytes.len();
                 if frame_bytes {
                     batch.bytes.extend_from_slice(frame.data);
                 }
                 let data = start..batch.bytes.len();
-                batch.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared, tracker });
+                batch.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared });
             }
-            Err(e) => batch.items.push(Item::Error(e)),
+            Err(e) => {
+                batch.unrouted.push(batch.items.len() as u32);
+                batch.items.push(Item::Error(e));
+            }
         }
         if batch.is_full() {
             let next = recycled.try_recv().map_or_else(
@@ -211,11 +229,8 @@ fn track(
                 unreachable!("only frames are routed")
             };
             match judges.judge(prepared, *meta) {
-                Judgement::Quiet(ct_state) => out.quiet.push(Some(ct_state)),
-                Judgement::Shown(judged) => {
-                    out.quiet.push(None);
-                    out.shown.push(judged);
-                }
+                Judgement::Quiet(ct_state) => out.quiet.add(meta.linktype, ct_state),
+                Judgement::Shown(judged) => out.shown.push((at, judged)),
             }
         }
         // Let go of the batch before the merger can finish with it, so it can be recycled.
@@ -242,27 +257,7 @@ fn merge(
             let Ok(v) = from.recv() else { return Ok(()) };
             verdicts.push(v);
         }
-        let mut next: Vec<_> = verdicts.iter_mut().map(|v| (v.quiet.iter(), v.shown.drain(..))).collect();
-        for item in &batch.items {
-            match item {
-                Item::Error(e) => report.error(e)?,
-                Item::Frame { meta, data, prepared, tracker } => {
-                    let judgement = match tracker {
-                        Some(t) => {
-                            let (quiet, shown) = &mut next[*t as usize];
-                            match quiet.next().expect("a verdict for every routed frame") {
-                                Some(ct_state) => Judgement::Quiet(*ct_state),
-                                None => Judgement::Shown(shown.next().expect("a shown verdict for every frame not quiet")),
-                            }
-                        }
-                        None => Judgement::Shown(Judged::skipped()),
-                    };
-                    report.judged(*meta, &batch.bytes[data.clone()], prepared, judgement)?;
-                    report.progress(&[])?;
-                }
-            }
-        }
-        drop(next);
+        hand_over(report, &batch, &mut verdicts)?;
         for (mut v, spare) in verdicts.drain(..).zip(&spare_verdicts) {
             v.clear();
             let _ = spare.try_send(v);
@@ -270,6 +265,60 @@ fn merge(
         if let Ok(batch) = Arc::try_unwrap(batch) {
             let _ = recycle.try_send(batch);
         }
+    }
+    Ok(())
+}
+
+/// Hands one batch to the report in capture order: the items the trackers showed and those no
+/// tracker judged, one by one (merged by position), and the quiet frames between them as runs,
+/// without looking at them.
+fn hand_over(report: &mut Report<'_>, batch: &Batch, verdicts: &mut [Verdicts]) -> io::Result<()> {
+    let mut shown: Vec<_> = verdicts.iter_mut().map(|v| v.shown.drain(..).peekable()).collect();
+    let mut unrouted = batch.unrouted.iter().copied().peekable();
+    // The first item not handed over yet: every routed frame from there to the next one handed
+    // over was quiet.
+    let mut next = 0;
+    loop {
+        let tracker = shown.iter_mut().enumerate().filter_map(|(t, s)| Some((s.peek()?.0, t))).min();
+        let at = match (tracker, unrouted.peek()) {
+            (None, None) => break,
+            (Some((at, _)), Some(&u)) if u < at => u,
+            (None, Some(&u)) => u,
+            (Some((at, _)), _) => at,
+        };
+        quiet_until(report, batch, &mut next, at as usize)?;
+        let item = &batch.items[at as usize];
+        match (item, tracker) {
+            (Item::Error(e), _) => {
+                unrouted.next();
+                report.error(e)?;
+            }
+            (Item::Frame { meta, data, prepared, .. }, Some((from_tracker, t))) if from_tracker == at => {
+                let (_, judged) = shown[t].next().expect("the head just looked at");
+                report.judged(*meta, &batch.bytes[data.clone()], prepared, Judgement::Shown(judged))?;
+            }
+            (Item::Frame { meta, data, prepared, .. }, _) => {
+                unrouted.next();
+                report.judged(*meta, &batch.bytes[data.clone()], prepared, Judgement::Shown(Judged::skipped()))?;
+            }
+        }
+        report.progress(&[])?;
+        next = at as usize + 1;
+    }
+    quiet_until(report, batch, &mut next, batch.items.len())?;
+    drop(shown);
+    for v in verdicts.iter() {
+        report.tally.add_quiet(&v.quiet);
+    }
+    Ok(())
+}
+
+/// The quiet frames from `*next` up to (not including) `end`, as one run.
+fn quiet_until(report: &mut Report<'_>, batch: &Batch, next: &mut usize, end: usize) -> io::Result<()> {
+    if end > *next {
+        report.quiet_frames((end - *next) as u64, batch.clock_after(end - 1));
+        *next = end;
+        report.progress(&[])?;
     }
     Ok(())
 }

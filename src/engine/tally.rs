@@ -46,6 +46,31 @@ fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K) {
     }
 }
 
+/// What is counted of quiet frames ([`Tally::tracked`]), kept by a tracker thread for the frames
+/// of a batch it judged quiet, so that the merger need not look at them one by one.
+#[derive(Default)]
+pub(super) struct QuietCounts {
+    link_types: Vec<(LinkType, u64)>,
+    /// By `CtState as usize`.
+    ct_states: [u64; 6],
+}
+
+impl QuietCounts {
+    pub fn add(&mut self, linktype: LinkType, ct_state: CtState) {
+        bump(&mut self.link_types, linktype);
+        self.ct_states[ct_state as usize] += 1;
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.ct_states.iter().sum()
+    }
+
+    pub fn clear(&mut self) {
+        self.link_types.clear();
+        self.ct_states = [0; 6];
+    }
+}
+
 const CT_STATES: [CtState; 6] =
     [CtState::New, CtState::Established, CtState::Related, CtState::Invalid, CtState::Untracked, CtState::Skipped];
 
@@ -99,6 +124,22 @@ impl Tally {
         bump(&mut self.link_types, linktype);
         self.tcp_packets += 1;
         self.ct_states[ct_state as usize] += 1;
+    }
+
+    /// Counts quiet frames counted elsewhere, as [`Tally::tracked`] counts each.
+    pub fn add_quiet(&mut self, quiet: &QuietCounts) {
+        let frames = quiet.frames();
+        self.frames += frames;
+        self.tcp_packets += frames;
+        for &(linktype, n) in &quiet.link_types {
+            match self.link_types.iter_mut().find(|(l, _)| *l == linktype) {
+                Some((_, count)) => *count += n,
+                None => self.link_types.push((linktype, n)),
+            }
+        }
+        for (count, n) in self.ct_states.iter_mut().zip(quiet.ct_states) {
+            *count += n;
+        }
     }
 
     /// Writes the counts into `summary`'s fields.
@@ -169,6 +210,31 @@ mod tests {
         for (i, r) in ReasonId::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
+    }
+
+    #[test]
+    fn quiet_frames_counted_apart_count_as_one_by_one() {
+        let frames = [
+            (LinkType::ETHERNET, CtState::Established),
+            (LinkType::RAW, CtState::New),
+            (LinkType::ETHERNET, CtState::Established),
+        ];
+        let (mut one_by_one, mut apart, mut quiet) = (Tally::default(), Tally::default(), QuietCounts::default());
+        apart.tracked(LinkType::RAW, CtState::Invalid);
+        one_by_one.tracked(LinkType::RAW, CtState::Invalid);
+        for (linktype, ct_state) in frames {
+            one_by_one.tracked(linktype, ct_state);
+            quiet.add(linktype, ct_state);
+        }
+        assert_eq!(quiet.frames(), 3);
+        apart.add_quiet(&quiet);
+        let (mut a, mut b) = (Summary::default(), Summary::default());
+        one_by_one.fill(&mut a);
+        apart.fill(&mut b);
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!((b.frames, b.tcp_packets, b.link_types["EN10MB (1)"]), (4, 4, 2));
+        quiet.clear();
+        assert_eq!(quiet.frames(), 0);
     }
 
     #[test]
