@@ -13,11 +13,13 @@
 //!   the same for both directions, so each flow's packets all go to one tracker, in capture
 //!   order.
 //! * Each **tracker** thread owns a [`Conntrack`] shard. It receives every batch (shared, read
-//!   only), judges the frames routed to it, and sends back their verdicts in order.
+//!   only), judges the frames routed to it, and sends back the verdicts of those the sink is
+//!   shown, by position, and the counts of the quiet ones ([`super::Sink::quiet`]).
 //! * The **merger**, on the calling thread (the sink need not be `Send`), receives the batch and
-//!   each tracker's verdicts for it, and walks the batch in frame order, taking each frame's
-//!   verdict from the tracker that owns it. Batches are whole rounds of the capture, so this is
-//!   a reorder buffer keyed by frame sequence, bounded by the channels' depth.
+//!   each tracker's verdicts for it, and hands the sink the shown frames and the items no
+//!   tracker judged, merged by position; the quiet frames between them go over as runs,
+//!   without the merger reading them. Batches are whole rounds of the capture, so this is a
+//!   reorder buffer keyed by frame sequence, bounded by the channels' depth.
 //!
 //! Spent batches and verdict vectors go back to where they are filled, so a run allocates a few
 //! buffers at its start and none per frame. All channels are bounded: a slow sink slows the
@@ -25,8 +27,7 @@
 
 use super::tally::QuietCounts;
 use super::{FrameMeta, Front, Judged, Judgement, Judges, Prepared, ReadOutcome, Report, Settings};
-use crate::capture::{CaptureError, CaptureSet};
-use crate::capture::Timestamp;
+use crate::capture::{CaptureError, CaptureSet, Timestamp};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::io;
 use std::ops::Range;
