@@ -468,7 +468,8 @@ pub struct TrackerOp {
     /// Payload bytes = this × 8.
     pub payload: u8,
     /// Bits 0-3: a raw data offset (used when bit 7 is set, else the options decide it); bit 4
-    /// window scale, bit 5 SACK-permitted, bit 6 timestamps.
+    /// window scale, bit 5 SACK-permitted, bit 6 an option area even without those (as
+    /// timestamps make one, which conntrack does not read).
     pub doff_opts: u8,
     /// Bits 0-3: the window scale; bits 4-6: SACK blocks.
     pub wscale_sack: u8,
@@ -556,7 +557,6 @@ impl TrackerOp {
             wscale: (o & 0x10 != 0).then_some(ws & 15),
             sack_perm: o & 0x20 != 0,
             mss: None,
-            timestamp: (o & 0x40 != 0).then_some((1, 0)),
             sack_right_edges,
             sack_blocks: blocks,
         };
@@ -740,7 +740,7 @@ impl SeedMapper {
         let o = &seg.options;
         let doff_opts = u8::from(o.wscale.is_some()) << 4
             | u8::from(o.sack_perm) << 5
-            | u8::from(o.timestamp.is_some()) << 6
+            | u8::from(o.area_len > 0) << 6
             | if o.area_len == 0 && seg.doff != 5 { 0x80 | (seg.doff & 15) } else { 0 };
         let misc = match seg.checksum {
             ChecksumStatus::Bad => 2,

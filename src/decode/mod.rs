@@ -139,7 +139,6 @@ pub struct TcpOptions {
     pub wscale: Option<u8>,
     pub sack_perm: bool,
     pub mss: Option<u16>,
-    pub timestamp: Option<(u32, u32)>,
     /// Right edges of the blocks of the *first* well-formed SACK option (kind 5), in order.
     pub sack_right_edges: [u32; 4],
     pub sack_blocks: u8,
