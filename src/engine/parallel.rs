@@ -44,7 +44,6 @@ const BATCH_BYTES: usize = 256 << 10;
 /// time for the same work. (On 2 cores, 8 was ~5 % faster than 4 and as fast as 16.)
 const QUEUE_DEPTH: usize = 8;
 
-
 /// A tracker's verdicts on the frames of one batch it owns.
 #[derive(Default)]
 struct Verdicts {
@@ -274,44 +273,43 @@ fn merge(
 /// tracker judged, one by one (merged by position), and the quiet frames between them as runs,
 /// without looking at them.
 fn hand_over(report: &mut Report<'_>, batch: &Batch, verdicts: &mut [Verdicts]) -> io::Result<()> {
+    for v in verdicts.iter() {
+        report.tally.add_quiet(&v.quiet);
+    }
     let mut shown: Vec<_> = verdicts.iter_mut().map(|v| v.shown.drain(..).peekable()).collect();
     let mut unrouted = batch.unrouted.iter().copied().peekable();
     // The first item not handed over yet: every routed frame from there to the next one handed
     // over was quiet.
     let mut next = 0;
     loop {
-        let tracker = shown.iter_mut().enumerate().filter_map(|(t, s)| Some((s.peek()?.0, t))).min();
-        let at = match (tracker, unrouted.peek()) {
+        // The next item to hand over: a tracker's first shown frame, or the first unrouted item.
+        let next_shown = shown.iter_mut().enumerate().filter_map(|(t, s)| Some((s.peek()?.0, t))).min();
+        let (at, tracker) = match (next_shown, unrouted.peek().copied()) {
             (None, None) => break,
-            (Some((at, _)), Some(&u)) if u < at => u,
-            (None, Some(&u)) => u,
-            (Some((at, _)), _) => at,
+            (None, Some(u)) => (u, None),
+            (Some((at, t)), None) => (at, Some(t)),
+            (Some((at, t)), Some(u)) => if at < u { (at, Some(t)) } else { (u, None) },
         };
         quiet_until(report, batch, &mut next, at as usize)?;
-        let item = &batch.items[at as usize];
-        match (item, tracker) {
-            (Item::Error(e), _) => {
-                unrouted.next();
-                report.error(e)?;
-            }
-            (Item::Frame { meta, data, prepared, .. }, Some((from_tracker, t))) if from_tracker == at => {
+        match (&batch.items[at as usize], tracker) {
+            (Item::Frame { meta, data, prepared }, Some(t)) => {
                 let (_, judged) = shown[t].next().expect("the head just looked at");
                 report.judged(*meta, &batch.bytes[data.clone()], prepared, Judgement::Shown(judged))?;
             }
-            (Item::Frame { meta, data, prepared, .. }, _) => {
+            (Item::Frame { meta, data, prepared }, None) => {
                 unrouted.next();
                 report.judged(*meta, &batch.bytes[data.clone()], prepared, Judgement::Shown(Judged::skipped()))?;
             }
+            (Item::Error(e), None) => {
+                unrouted.next();
+                report.error(e)?;
+            }
+            (Item::Error(_), Some(_)) => unreachable!("input errors are not routed"),
         }
         report.progress(&[])?;
         next = at as usize + 1;
     }
-    quiet_until(report, batch, &mut next, batch.items.len())?;
-    drop(shown);
-    for v in verdicts.iter() {
-        report.tally.add_quiet(&v.quiet);
-    }
-    Ok(())
+    quiet_until(report, batch, &mut next, batch.items.len())
 }
 
 /// The quiet frames from `*next` up to (not including) `end`, as one run.
