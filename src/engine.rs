@@ -206,8 +206,8 @@ pub trait Sink {
     /// before the end, and at least every [`PROGRESS_EVERY`] frames (so that a live capture's
     /// flows end without waiting for its next notable packet). A sink that only moves a clock
     /// forward to each frame's time sees what it would have seen frame by frame.
-    fn quiet(&mut self, frames: u64, ct_ts: Timestamp) -> io::Result<()> {
-        let _ = (frames, ct_ts);
+    fn quiet(&mut self, frames: u64, clock: Timestamp) -> io::Result<()> {
+        let _ = (frames, clock);
         Ok(())
     }
     /// An input could not be read (further); what came before has been delivered. (The
@@ -611,11 +611,11 @@ struct Report<'s> {
 #[derive(Clone, Copy)]
 struct QuietRun {
     frames: u64,
-    latest: Timestamp,
+    clock: Timestamp,
 }
 
 impl QuietRun {
-    const NONE: QuietRun = QuietRun { frames: 0, latest: Timestamp(i64::MIN) };
+    const NONE: QuietRun = QuietRun { frames: 0, clock: Timestamp(i64::MIN) };
 }
 
 impl Report<'_> {
@@ -660,7 +660,7 @@ impl Report<'_> {
     fn quiet_frames(&mut self, frames: u64, clock: Timestamp) {
         self.frames += frames;
         self.quiet.frames += frames;
-        self.quiet.latest = self.quiet.latest.max(clock);
+        self.quiet.clock = self.quiet.clock.max(clock);
     }
 
     /// Tells the sink of the quiet frames held since the last call, if any.
@@ -669,7 +669,7 @@ impl Report<'_> {
         if run.frames == 0 {
             return Ok(());
         }
-        self.sink.quiet(run.frames, run.latest)
+        self.sink.quiet(run.frames, run.clock)
     }
 
     /// Hands the sink the summary, after the quiet frames still held.

@@ -65,8 +65,8 @@ impl<W: Write> Sink for JsonLines<W> {
         self.all
     }
 
-    fn quiet(&mut self, _frames: u64, ct_ts: Timestamp) -> io::Result<()> {
-        self.flows.clock(ct_ts, &mut self.ended);
+    fn quiet(&mut self, _frames: u64, clock: Timestamp) -> io::Result<()> {
+        self.flows.clock(clock, &mut self.ended);
         self.write_ended()
     }
 

@@ -224,8 +224,8 @@ impl<W: Write> Sink for MarkdownReport<W> {
         self.all
     }
 
-    fn quiet(&mut self, _frames: u64, ct_ts: Timestamp) -> io::Result<()> {
-        self.flows.clock(ct_ts);
+    fn quiet(&mut self, _frames: u64, clock: Timestamp) -> io::Result<()> {
+        self.flows.clock(clock);
         Ok(())
     }
 

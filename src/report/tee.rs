@@ -31,8 +31,8 @@ impl Sink for Tee<'_> {
     fn every_frame(&self) -> bool {
         self.sinks.iter().any(|s| s.every_frame())
     }
-    fn quiet(&mut self, frames: u64, ct_ts: Timestamp) -> io::Result<()> {
-        self.each(|s| s.quiet(frames, ct_ts))
+    fn quiet(&mut self, frames: u64, clock: Timestamp) -> io::Result<()> {
+        self.each(|s| s.quiet(frames, clock))
     }
     fn error(&mut self, err: &CaptureError) -> io::Result<()> {
         self.each(|s| s.error(err))
