@@ -118,6 +118,7 @@ pub fn header_error(cfg: &Config, seg: &Segment, hook: Hook) -> Option<Reason> {
     Some(header_reason(cfg, seg, found))
 }
 
+/// The reason for what `tcp_error` found, in the kernel's words.
 #[cold]
 fn header_reason(cfg: &Config, seg: &Segment, found: HeaderError) -> Reason {
     match found {

@@ -40,9 +40,13 @@ struct KernelDelta {
 }
 
 fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K) {
+    add(list, key, 1);
+}
+
+fn add<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, n: u64) {
     match list.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, n)) => *n += 1,
-        None => list.push((key, 1)),
+        Some((_, count)) => *count += n,
+        None => list.push((key, n)),
     }
 }
 
@@ -132,10 +136,7 @@ impl Tally {
         self.frames += frames;
         self.tcp_packets += frames;
         for &(linktype, n) in &quiet.link_types {
-            match self.link_types.iter_mut().find(|(l, _)| *l == linktype) {
-                Some((_, count)) => *count += n,
-                None => self.link_types.push((linktype, n)),
-            }
+            add(&mut self.link_types, linktype, n);
         }
         for (count, n) in self.ct_states.iter_mut().zip(quiet.ct_states) {
             *count += n;
