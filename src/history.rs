@@ -59,19 +59,20 @@ pub fn mark(action: Action) -> Option<u8> {
 
 /// The position of an unmarked (letter, direction) token in a `seen` set: one bit each.
 fn token_index(letter: u8, dir: Dir) -> usize {
-    // The position of the letter in LETTERS, spelled out: this runs for most packets.
-    let index = match letter {
-        b'S' => 0,
-        b'H' => 1,
-        b'A' => 2,
-        b'F' => 3,
-        b'R' => 4,
-        b'D' => 5,
-        b'N' => 6,
-        _ => 0,
-    };
-    index * 2 + dir.index()
+    usize::from(LETTER_PLACE[usize::from(letter)]) * 2 + dir.index()
 }
+
+/// Each letter's place in [`LETTERS`], by its byte (0 for any other byte), worked out once at
+/// compile time: a token is indexed for most packets, and a search of the alphabet showed.
+const LETTER_PLACE: [u8; 256] = {
+    let mut place = [0u8; 256];
+    let mut i = 0;
+    while i < LETTERS.len() {
+        place[LETTERS[i] as usize] = i as u8;
+        i += 1;
+    }
+    place
+};
 
 /// Zeek's rule for an unmarked letter: it is written only the first time it occurs in its
 /// direction (since the last mark). `seen` holds the tokens written so far, and learns this
