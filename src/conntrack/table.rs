@@ -273,8 +273,14 @@ impl Table {
             }
             let original = &slots[i.slot as usize].tuple;
             // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
-            dir = if *original == k.tuple { Dir::Original } else { Dir::Reply };
-            dir == Dir::Original || original.is_reverse_of(&k.tuple)
+            if *original == k.tuple {
+                dir = Dir::Original;
+            } else if original.is_reverse_of(&k.tuple) {
+                dir = Dir::Reply;
+            } else {
+                return false;
+            }
+            true
         })?;
         Some((found.slot, dir))
     }

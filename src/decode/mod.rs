@@ -34,7 +34,7 @@ impl Tuple {
 
     /// Whether `other` is this tuple seen from the other side ([`Tuple::reversed`]).
     pub fn is_reverse_of(&self, other: &Tuple) -> bool {
-        self.src == other.dst && self.dst == other.src && self.sport == other.dport && self.dport == other.sport
+        self.reversed() == *other
     }
 }
 
