@@ -17,7 +17,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::IpAddr;
-use tally::Tally;
+use tally::{QuietCounts, Tally};
 
 mod parallel;
 mod tally;
@@ -657,10 +657,17 @@ impl Report<'_> {
 
     /// `frames` quiet frames went by (counted in the tally apart), after which the capture's
     /// conntrack clock stood at `clock`: the sink hears of them before it hears anything else.
+    /// (The clock only moves forward, so the run's is its last frame's.)
     fn quiet_frames(&mut self, frames: u64, clock: Timestamp) {
         self.frames += frames;
         self.quiet.frames += frames;
-        self.quiet.clock = self.quiet.clock.max(clock);
+        self.quiet.clock = clock;
+    }
+
+    /// Counts quiet frames a tracker thread counted (one of [`Report::quiet_frames`]' runs, or
+    /// several).
+    fn count_quiet(&mut self, counts: &QuietCounts) {
+        self.tally.add_quiet(counts);
     }
 
     /// Tells the sink of the quiet frames held since the last call, if any.

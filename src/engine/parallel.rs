@@ -274,7 +274,7 @@ fn merge(
 /// without looking at them.
 fn hand_over(report: &mut Report<'_>, batch: &Batch, verdicts: &mut [Verdicts]) -> io::Result<()> {
     for v in verdicts.iter() {
-        report.tally.add_quiet(&v.quiet);
+        report.count_quiet(&v.quiet);
     }
     let mut shown: Vec<_> = verdicts.iter_mut().map(|v| v.shown.drain(..).peekable()).collect();
     let mut unrouted = batch.unrouted.iter().copied().peekable();
