@@ -59,8 +59,8 @@ fn every_frame_is_told_once_and_progress_follows_what_was_told() {
         // Quiet frames come in runs, far fewer calls than frames.
         assert!(sink.quiet_calls > 0 && sink.quiet_calls * 4 < summary.frames, "{threads} threads: {} quiet calls", sink.quiet_calls);
         // One report each time the count passes a multiple of PROGRESS_EVERY (a run of quiet
-        // frames, at most a batch, may carry it a little past), each after the sink was told
-        // of every frame it counts.
+        // frames, at most a batch of the parallel pipeline — 1024 frames — may carry it a
+        // little past), each after the sink was told of every frame it counts.
         assert_eq!(sink.reports.len() as u64, summary.frames / PROGRESS_EVERY, "{threads} threads");
         for (n, &(frames, told)) in sink.reports.iter().enumerate() {
             let due = (n as u64 + 1) * PROGRESS_EVERY;
