@@ -121,8 +121,8 @@ pub struct AnalyzeArgs {
     #[arg(long = "allow", value_name = "ID", value_parser = parse_reason)]
     pub allow: Vec<ReasonId>,
 
-    /// Tracker threads; 1 runs everything on one thread. More add a reader thread and shard
-    /// flows over N trackers (same verdicts, except near nf_conntrack_max, which is split
+    /// Tracker threads; 1 runs everything on one thread. More shard flows over N tracker
+    /// threads while the calling thread reads and reports (same verdicts, except near nf_conntrack_max, which is split
     /// between them). Default: the number of cores; 1 when reading stdin (frames are batched,
     /// which would hold back the results of a live capture) or when nf_conntrack_max is set
     /// (table-full verdicts are exact only on one table).

@@ -92,8 +92,9 @@ pub struct Settings {
     pub timing: Timing,
     /// Attach to each observation the entry as it is after the packet (timelines, tests).
     pub snapshots: bool,
-    /// Tracker threads. 1 runs everything on the calling thread; more add a reader thread that
-    /// decodes and shards flows over that many tracker threads. Verdicts are the same either
+    /// Tracker threads. 1 runs everything on the calling thread; with more, the calling thread
+    /// reads, decodes and shards flows over that many tracker threads, and merges their
+    /// verdicts back into frame order. Verdicts are the same either
     /// way, except near `nf_conntrack_max` (each shard holds its share of the table).
     pub threads: usize,
     /// Hand each frame's captured bytes to the sink ([`Observation::data`]; empty otherwise).

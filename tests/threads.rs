@@ -108,3 +108,38 @@ fn many_interleaved_flows_give_the_same_output_on_1_and_4_threads() {
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(summary["flows"].as_u64().unwrap() > 3000, "no entry expired mid-connection: {summary}");
 }
+
+/// A sink whose output is closed after a number of frames, like `ctreplay … | head`.
+struct ClosesAfter(usize);
+
+impl Sink for ClosesAfter {
+    fn packet(&mut self, _: &Observation<'_>) -> std::io::Result<()> {
+        match self.0.checked_sub(1) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+}
+
+/// The calling thread both reads and merges: when the sink fails while the trackers still hold
+/// many batches, and the capture holds many more, the run must stop and say why, not wait for
+/// trackers that wait for it. (A deadlock here hangs the test.)
+#[test]
+fn sink_failing_mid_run_on_several_threads_stops_the_run_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bulk.pcap");
+    let cfg = BulkConfig { flows: 3000, concurrency: 300, target_bytes: Some(3000 * 3000), ..BulkConfig::default() };
+    BulkGenerator::new(cfg).write_pcap(std::fs::File::create(&path).unwrap()).unwrap();
+    let input = [path.to_string_lossy().into_owned()];
+    for (threads, shown) in [(2, 0), (3, 5000), (4, 20_000)] {
+        let settings = Settings { threads, ..Settings::default() };
+        let result = engine::analyze(&input, &settings, &mut ClosesAfter(shown));
+        match result {
+            Err(engine::EngineError::Output(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),
+            other => panic!("{threads} threads, closed after {shown} frames: {:?}", other.map(|s| s.frames)),
+        }
+    }
+}

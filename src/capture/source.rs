@@ -12,7 +12,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::CaptureErrorKind;
 
-/// What every input reader must be: `Send`, so a [`super::CaptureSet`] can move to a reader thread.
+/// What every input reader must be: `Send`, so a [`super::CaptureSet`] can move to another thread.
 pub type BoxedRead = Box<dyn Read + Send>;
 
 /// Starting size of a buffer. Small, because a rotated capture may come as hundreds of files that

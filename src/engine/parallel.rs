@@ -1,13 +1,13 @@
 //! The pipeline on several threads.
 //!
 //! ```text
-//!                     ┌──► tracker 0 ──┐
-//!  reader ── batch ───┼──► tracker 1 ──┼──► merger (calling thread) ──► sink
-//!  (read, decode,     └──► tracker … ──┘    (frame order)
-//!   vantage, clocks)  └───────── batch ────────►┘
+//!  calling thread                        ┌──► tracker 0 ──┐
+//!  reader: read, decode, ── batch ───────┼──► tracker 1 ──┤ verdicts
+//!  vantage, clocks                       └──► tracker … ──┤
+//!  merger: frame order ──► sink  ◄────────────────────────┘
 //! ```
 //!
-//! * The **reader** thread reads and decodes every frame in capture order (defragmentation, the
+//! * The calling thread **reads** and decodes every frame in capture order (defragmentation, the
 //!   vantage decision and the clocks are in-order state), copies its bytes into a batch, and
 //!   notes which tracker owns it: by the hash of the frame's [`crate::conntrack::FlowKey`],
 //!   the same for both directions, so each flow's packets all go to one tracker, in capture
@@ -15,20 +15,25 @@
 //! * Each **tracker** thread owns a [`Conntrack`] shard. It receives every batch (shared, read
 //!   only), judges the frames routed to it, and sends back the verdicts of those the sink is
 //!   shown, by position, and the counts of the quiet ones ([`super::Sink::quiet`]).
-//! * The **merger**, on the calling thread (the sink need not be `Send`), receives the batch and
-//!   each tracker's verdicts for it, and hands the sink the shown frames and the items no
-//!   tracker judged, merged by position; the quiet frames between them go over as runs,
-//!   without the merger reading them. Batches are whole rounds of the capture, so this is a
-//!   reorder buffer keyed by frame sequence, bounded by the channels' depth.
+//! * Between batches, the calling thread also **merges** ([`InFlight`]; the sink need not be
+//!   `Send`): once every tracker's verdicts on its oldest batch are in, it hands the sink the
+//!   shown frames and the items no tracker judged, merged by position; the quiet frames between
+//!   them go over as runs, without reading them. Batches are whole rounds of the capture, so
+//!   this is a reorder buffer keyed by frame sequence, [`QUEUE_DEPTH`] batches deep.
 //!
-//! Spent batches and verdict vectors go back to where they are filled, so a run allocates a few
-//! buffers at its start and none per frame. All channels are bounded: a slow sink slows the
-//! reader instead of filling memory.
+//! Reading and merging share a thread because on two cores a fourth thread cost more than it
+//! gave: a merger thread woke for every batch and spent most of its time being scheduled
+//! (docs/performance.md, session 6).
+//!
+//! Spent batches and verdict vectors are reused, so a run allocates a few buffers at its start
+//! and none per frame. At most [`QUEUE_DEPTH`] batches are in flight: a slow sink or tracker
+//! slows the reading instead of filling memory.
 
 use super::tally::QuietCounts;
 use super::{FrameMeta, Front, Judged, Judgement, Judges, Prepared, ReadOutcome, Report, Settings};
-use crate::capture::{CaptureError, CaptureSet, Timestamp};
+use crate::capture::{CaptureError, CaptureSet, Frame, Timestamp};
 use crossbeam_channel::{Receiver, Sender, bounded};
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -106,6 +111,32 @@ impl Batch {
     fn is_full(&self) -> bool {
         self.items.len() >= BATCH_FRAMES || self.bytes.len() >= BATCH_BYTES
     }
+
+    /// Adds the next frame (or input error) of the capture, prepared for conntrack, and notes
+    /// which tracker owns it.
+    fn push(&mut self, next: Result<Frame<'_>, CaptureError>, front: &mut Front, frame_bytes: bool) {
+        let trackers = self.routes.len();
+        let at = self.items.len() as u32;
+        match next {
+            Ok(frame) => {
+                let prepared = front.prepare(&frame);
+                match tracker_of(&prepared, trackers) {
+                    Some(t) => self.routes[t as usize].push(at),
+                    None => self.unrouted.push(at),
+                }
+                let start = self.bytes.len();
+                if frame_bytes {
+                    self.bytes.extend_from_slice(frame.data);
+                }
+                let data = start..self.bytes.len();
+                self.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared });
+            }
+            Err(e) => {
+                self.unrouted.push(at);
+                self.items.push(Item::Error(e));
+            }
+        }
+    }
 }
 
 /// Which tracker owns a frame conntrack sees.
@@ -126,14 +157,11 @@ fn shard_of(hash: u32, trackers: usize) -> u32 {
 
 /// Runs the pipeline with `settings.threads` trackers; returns once every frame has been
 /// handed to `report` (or the sink failed).
-pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, report: &mut Report<'_>) -> io::Result<ReadOutcome> {
+pub(super) fn run(mut captures: CaptureSet, mut front: Front, settings: &Settings, report: &mut Report<'_>) -> io::Result<ReadOutcome> {
     let trackers = settings.threads;
     thread::scope(|scope| {
-        let (to_merger, from_reader) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
-        let (recycle, recycled) = bounded::<Batch>(QUEUE_DEPTH + 2);
         let mut to_trackers = Vec::with_capacity(trackers);
-        let mut from_trackers = Vec::with_capacity(trackers);
-        let mut spare_verdicts = Vec::with_capacity(trackers);
+        let mut in_flight = InFlight::new(trackers);
         for shard in 0..trackers {
             let (to_tracker, batches) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
             let (verdicts, from_tracker) = bounded::<Verdicts>(QUEUE_DEPTH);
@@ -143,75 +171,119 @@ pub(super) fn run(captures: CaptureSet, front: Front, settings: &Settings, repor
                 .name(format!("ctreplay-track{shard}"))
                 .spawn_scoped(scope, move || track(shard, judges, batches, verdicts, spares))?;
             to_trackers.push(to_tracker);
-            from_trackers.push(from_tracker);
-            spare_verdicts.push(spare);
+            in_flight.from_trackers.push(from_tracker);
+            in_flight.spare_verdicts.push(spare);
         }
-        let reader = thread::Builder::new()
-            .name("ctreplay-read".into())
-            .spawn_scoped(scope, move || read(captures, front, settings.frame_bytes, to_trackers, to_merger, recycled))?;
-        let merged = merge(report, from_reader, from_trackers, spare_verdicts, recycle);
-        // On a sink error the channels are closed by now, so the other threads stop too.
-        let read = reader.join().expect("the reader thread does not panic");
-        merged.map(|()| read)
+        let mut batch = Batch::new(trackers);
+        while let Some(next) = captures.next_frame() {
+            batch.push(next, &mut front, settings.frame_bytes);
+            if batch.is_full() {
+                let next = in_flight.spare_batch();
+                in_flight.send(std::mem::replace(&mut batch, next), &to_trackers, report)?;
+            }
+        }
+        if !batch.items.is_empty() {
+            in_flight.send(batch, &to_trackers, report)?;
+        }
+        // The trackers finish the batches they hold, then see the end of their channels.
+        drop(to_trackers);
+        while in_flight.merge_oldest(report, Wait::Block)? {}
+        Ok(ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() })
     })
 }
 
-/// The reader thread: frames in, batches out, until the inputs end or nobody listens.
-fn read(
-    mut captures: CaptureSet,
-    mut front: Front,
-    frame_bytes: bool,
-    to_trackers: Vec<Sender<Arc<Batch>>>,
-    to_merger: Sender<Arc<Batch>>,
-    recycled: Receiver<Batch>,
-) -> ReadOutcome {
-    let trackers = to_trackers.len();
-    let mut batch = Batch::new(trackers);
-    let send = |batch: Batch| {
+/// Whether [`InFlight::merge_oldest`] waits for the trackers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Block,
+    IfReady,
+}
+
+/// The batches sent to the trackers and not merged yet, oldest first, on the calling thread,
+/// which both reads and merges.
+///
+/// At most [`QUEUE_DEPTH`] batches are in flight: before sending another, the oldest is merged
+/// (waiting for its verdicts if need be). So no tracker's queue of batches or of verdicts is
+/// ever full, and neither the trackers nor the calling thread can block each other for good.
+struct InFlight {
+    batches: VecDeque<Arc<Batch>>,
+    /// The verdicts on the oldest batch received so far, one place per tracker.
+    verdicts: Vec<Option<Verdicts>>,
+    from_trackers: Vec<Receiver<Verdicts>>,
+    spare_verdicts: Vec<Sender<Verdicts>>,
+    /// Merged batches, to be filled again.
+    spare_batches: Vec<Batch>,
+}
+
+impl InFlight {
+    fn new(trackers: usize) -> InFlight {
+        InFlight {
+            batches: VecDeque::with_capacity(QUEUE_DEPTH),
+            verdicts: (0..trackers).map(|_| None).collect(),
+            from_trackers: Vec::with_capacity(trackers),
+            spare_verdicts: Vec::with_capacity(trackers),
+            spare_batches: Vec::new(),
+        }
+    }
+
+    fn spare_batch(&mut self) -> Batch {
+        match self.spare_batches.pop() {
+            Some(mut batch) => {
+                batch.clear();
+                batch
+            }
+            None => Batch::new(self.verdicts.len()),
+        }
+    }
+
+    /// Sends a batch to every tracker, after making room for it, and merges what is ready.
+    fn send(&mut self, batch: Batch, to_trackers: &[Sender<Arc<Batch>>], report: &mut Report<'_>) -> io::Result<()> {
+        if self.batches.len() == QUEUE_DEPTH {
+            self.merge_oldest(report, Wait::Block)?;
+        }
         let shared = Arc::new(batch);
-        to_trackers.iter().all(|t| t.send(Arc::clone(&shared)).is_ok()) && to_merger.send(shared).is_ok()
-    };
-    let mut listening = true;
-    while let Some(next) = captures.next_frame() {
-        match next {
-            Ok(frame) => {
-                let prepared = front.prepare(&frame);
-                let tracker = tracker_of(&prepared, trackers);
-                let at = batch.items.len() as u32;
-                match tracker {
-                    Some(t) => batch.routes[t as usize].push(at),
-                    None => batch.unrouted.push(at),
+        for to in to_trackers {
+            // A tracker only stops early when its thread panicked; the scope reports that.
+            let _ = to.send(Arc::clone(&shared));
+        }
+        self.batches.push_back(shared);
+        while self.merge_oldest(report, Wait::IfReady)? {}
+        Ok(())
+    }
+
+    /// Hands the oldest batch to the report once every tracker's verdicts on it are in.
+    /// Returns whether it did; with [`Wait::Block`], `false` only when none is left.
+    fn merge_oldest(&mut self, report: &mut Report<'_>, wait: Wait) -> io::Result<bool> {
+        if self.batches.is_empty() {
+            return Ok(false);
+        }
+        for (slot, from) in self.verdicts.iter_mut().zip(&self.from_trackers) {
+            if slot.is_none() {
+                *slot = match wait {
+                    Wait::Block => from.recv().ok(),
+                    Wait::IfReady => from.try_recv().ok(),
+                };
+                if slot.is_none() {
+                    if wait == Wait::Block {
+                        // The tracker's thread panicked; the scope reports that.
+                        self.batches.clear();
+                    }
+                    return Ok(false);
                 }
-                let start = batch.bytes.len();
-                if frame_bytes {
-                    batch.bytes.extend_from_slice(frame.data);
-                }
-                let data = start..batch.bytes.len();
-                batch.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared });
-            }
-            Err(e) => {
-                batch.unrouted.push(batch.items.len() as u32);
-                batch.items.push(Item::Error(e));
             }
         }
-        if batch.is_full() {
-            let next = recycled.try_recv().map_or_else(
-                |_| Batch::new(trackers),
-                |mut b| {
-                    b.clear();
-                    b
-                },
-            );
-            listening = send(std::mem::replace(&mut batch, next));
-            if !listening {
-                break;
-            }
+        let batch = self.batches.pop_front().expect("checked above");
+        let mut verdicts: Vec<Verdicts> = self.verdicts.iter_mut().filter_map(Option::take).collect();
+        hand_over(report, &batch, &mut verdicts)?;
+        for (mut v, spare) in verdicts.into_iter().zip(&self.spare_verdicts) {
+            v.clear();
+            let _ = spare.try_send(v);
         }
+        if let Ok(batch) = Arc::try_unwrap(batch) {
+            self.spare_batches.push(batch);
+        }
+        Ok(true)
     }
-    if listening && !batch.items.is_empty() {
-        send(batch);
-    }
-    ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() }
 }
 
 /// A tracker thread: judges its frames of every batch, in order.
@@ -239,34 +311,6 @@ fn track(
             return;
         }
     }
-}
-
-/// The merger: every batch in capture order, each frame with the verdict its tracker gave.
-fn merge(
-    report: &mut Report<'_>,
-    from_reader: Receiver<Arc<Batch>>,
-    from_trackers: Vec<Receiver<Verdicts>>,
-    spare_verdicts: Vec<Sender<Verdicts>>,
-    recycle: Sender<Batch>,
-) -> io::Result<()> {
-    let mut verdicts: Vec<Verdicts> = Vec::with_capacity(from_trackers.len());
-    for batch in from_reader {
-        verdicts.clear();
-        for from in &from_trackers {
-            // A tracker only stops early when a thread panicked; the scope reports that.
-            let Ok(v) = from.recv() else { return Ok(()) };
-            verdicts.push(v);
-        }
-        hand_over(report, &batch, &mut verdicts)?;
-        for (mut v, spare) in verdicts.drain(..).zip(&spare_verdicts) {
-            v.clear();
-            let _ = spare.try_send(v);
-        }
-        if let Ok(batch) = Arc::try_unwrap(batch) {
-            let _ = recycle.try_send(batch);
-        }
-    }
-    Ok(())
 }
 
 /// Hands one batch to the report in capture order: the items the trackers showed and those no
