@@ -30,13 +30,13 @@ impl Addrs {
         }
     }
 
-    /// Unfolded sum of the TCP pseudo-header for a segment of `len` bytes.
+    /// The [`checksum::sum`] of the TCP pseudo-header for a segment of `len` bytes.
     pub fn pseudo_header_sum(self, len: u32) -> u64 {
         let addrs = match self {
             Addrs::V4(s, d) => checksum::sum(&s) + checksum::sum(&d),
             Addrs::V6(s, d) => checksum::sum(&s) + checksum::sum(&d),
         };
-        addrs + u64::from(PROTO_TCP) + u64::from(len >> 16) + u64::from(len & 0xffff)
+        addrs + checksum::word(PROTO_TCP.into()) + checksum::word((len >> 16) as u16) + checksum::word(len as u16)
     }
 
     pub fn is_v6(self) -> bool {
