@@ -207,8 +207,8 @@ enum Wait {
 /// ever full, and neither the trackers nor the calling thread can block each other for good.
 struct InFlight {
     batches: VecDeque<Arc<Batch>>,
-    /// The verdicts on the oldest batch received so far, one place per tracker.
-    verdicts: Vec<Option<Verdicts>>,
+    /// The verdicts on the oldest batch received so far: from the first trackers, in order.
+    received: Vec<Verdicts>,
     from_trackers: Vec<Receiver<Verdicts>>,
     spare_verdicts: Vec<Sender<Verdicts>>,
     /// Merged batches, to be filled again.
@@ -219,7 +219,7 @@ impl InFlight {
     fn new(trackers: usize) -> InFlight {
         InFlight {
             batches: VecDeque::with_capacity(QUEUE_DEPTH),
-            verdicts: (0..trackers).map(|_| None).collect(),
+            received: Vec::with_capacity(trackers),
             from_trackers: Vec::with_capacity(trackers),
             spare_verdicts: Vec::with_capacity(trackers),
             spare_batches: Vec::new(),
@@ -232,7 +232,7 @@ impl InFlight {
                 batch.clear();
                 batch
             }
-            None => Batch::new(self.verdicts.len()),
+            None => Batch::new(self.from_trackers.len()),
         }
     }
 
@@ -257,13 +257,14 @@ impl InFlight {
         if self.batches.is_empty() {
             return Ok(false);
         }
-        for (slot, from) in self.verdicts.iter_mut().zip(&self.from_trackers) {
-            if slot.is_none() {
-                *slot = match wait {
-                    Wait::Block => from.recv().ok(),
-                    Wait::IfReady => from.try_recv().ok(),
-                };
-                if slot.is_none() {
+        while let Some(from) = self.from_trackers.get(self.received.len()) {
+            let verdicts = match wait {
+                Wait::Block => from.recv().ok(),
+                Wait::IfReady => from.try_recv().ok(),
+            };
+            match verdicts {
+                Some(v) => self.received.push(v),
+                None => {
                     if wait == Wait::Block {
                         // The tracker's thread panicked; the scope reports that.
                         self.batches.clear();
@@ -273,9 +274,8 @@ impl InFlight {
             }
         }
         let batch = self.batches.pop_front().expect("checked above");
-        let mut verdicts: Vec<Verdicts> = self.verdicts.iter_mut().filter_map(Option::take).collect();
-        hand_over(report, &batch, &mut verdicts)?;
-        for (mut v, spare) in verdicts.into_iter().zip(&self.spare_verdicts) {
+        hand_over(report, &batch, &mut self.received)?;
+        for (mut v, spare) in self.received.drain(..).zip(&self.spare_verdicts) {
             v.clear();
             let _ = spare.try_send(v);
         }
