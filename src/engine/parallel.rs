@@ -22,7 +22,7 @@
 //!   this is a reorder buffer keyed by frame sequence, [`QUEUE_DEPTH`] batches deep.
 //!
 //! Reading and merging share a thread because on two cores a fourth thread cost more than it
-//! gave: a merger thread woke for every batch and spent most of its time being scheduled
+//! gave: a merger thread woke for every batch and spent about half of its time being scheduled
 //! (docs/performance.md, session 6).
 //!
 //! Spent batches and verdict vectors are reused, so a run allocates a few buffers at its start
