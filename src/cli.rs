@@ -122,10 +122,10 @@ pub struct AnalyzeArgs {
     pub allow: Vec<ReasonId>,
 
     /// Tracker threads; 1 runs everything on one thread. More shard flows over N tracker
-    /// threads while the calling thread reads and reports (same verdicts, except near nf_conntrack_max, which is split
-    /// between them). Default: the number of cores; 1 when reading stdin (frames are batched,
-    /// which would hold back the results of a live capture) or when nf_conntrack_max is set
-    /// (table-full verdicts are exact only on one table).
+    /// threads while the calling thread reads and reports (same verdicts, except near
+    /// nf_conntrack_max, which is split between them). Default: the number of cores; 1 when
+    /// reading stdin (frames are batched, which would hold back the results of a live capture)
+    /// or when nf_conntrack_max is set (table-full verdicts are exact only on one table).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
 }
