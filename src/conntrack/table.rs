@@ -704,6 +704,27 @@ mod tests {
         assert!(t.make_room(3, Timestamp::from_secs(1000)));
     }
 
+    /// An entry whose expiry is lowered and then raised back to the same instant, again and
+    /// again (packets whose timestamps go back), while the clock moves on: each sweep of a
+    /// lowered deadline files the entry under its expiry again, and a filing that went stale
+    /// under that same instant must not come alive next to it.
+    #[test]
+    fn an_expiry_lowered_and_raised_back_again_and_again_keeps_one_filing() {
+        let mut t = Table::default();
+        let far = Timestamp::from_secs(400_000);
+        t.insert(entry(1, 400_000, true, TcpState::Established));
+        for s in 1..20_000 {
+            let (h, _) = t.lookup(&tuple(1), Timestamp::from_secs(s)).unwrap();
+            t.entry_mut(h).expires = Timestamp::from_secs(s + 1);
+            t.touched(h, false, Timestamp::from_secs(s));
+            t.entry_mut(h).expires = far;
+            t.touched(h, false, Timestamp::from_secs(s));
+            t.sweep(Timestamp::from_secs(s + 2));
+        }
+        assert_eq!(t.len(), 1);
+        assert!(t.deadlines.len() <= 2 * t.len() + COMPACT_SLACK, "{} filings for one entry", t.deadlines.len());
+    }
+
     #[test]
     fn lazy_structures_stay_proportional_to_the_table() {
         let mut t = Table::default();

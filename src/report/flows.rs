@@ -638,7 +638,8 @@ impl FlowTracker {
         let slot = entry.get().slot;
         let flow = self.slots.get_mut(slot);
         flow.add(obs, seg, b, clock);
-        if let Some(expires) = flow.expires.filter(|&e| e < flow.filed) {
+        let lowered = flow.expires.filter(|&e| e < flow.filed);
+        if let Some(expires) = lowered {
             flow.filed = expires;
             self.deadlines.file(expires, (flow.cold.born, slot));
         }
@@ -648,6 +649,9 @@ impl FlowTracker {
             self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
         } else if self.index.len() > self.cap {
             self.evict(done);
+        }
+        if lowered.is_some() {
+            self.compact();
         }
     }
 
@@ -692,10 +696,24 @@ impl FlowTracker {
             }
         }
         self.due = due;
+        // A flow may be filed twice under one deadline (its expiry lowered, then raised back to
+        // the same instant, which the sweep of the lower one files again): it ends once.
         ending.sort_unstable();
+        ending.dedup();
         for (_, _, slot) in ending {
             self.close(slot).emit(Ended::Expired, self.all, done);
         }
+        self.compact();
+    }
+
+    /// Drops the filings that are no longer their flow's, once they are more than twice the
+    /// open flows: after each sweep, and (as the conntrack table does) after a packet lowered a
+    /// flow's expiry. The second matters when an expiry is lowered and then raised back to the
+    /// same instant: the sweep of the lower deadline files the flow under that instant again,
+    /// which makes an older filing there look current too. Right after a lowering, both are
+    /// stale (neither is under `filed`) and go; otherwise such packets would pile them up, and
+    /// every sweep would walk them.
+    fn compact(&mut self) {
         if self.deadlines.len() > 2 * self.index.len() + 64 {
             let slots = &self.slots;
             self.deadlines.retain(|&(deadline, (born, slot))| slots.live(slot, born).is_some_and(|f| f.filed == deadline));
@@ -792,7 +810,7 @@ impl FlowRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_support::{with_entry_logs, TestFrame};
+    use crate::report::test_support::{with_entry_logs, TestFrame, T0};
     use crate::verdict::ReasonId;
 
     /// Runs frames through a tracker: the flows in the order they are emitted, open ones last
@@ -992,6 +1010,51 @@ mod tests {
         // the clock jumps past both: port 2000 expired first
         t.packet(&expiring(creates(TestFrame::tcp(1_000_000, "S"), SynSent), 3000, 10).obs(), &mut done);
         assert_eq!(done.iter().map(|f| f.first_frame.number).collect::<Vec<_>>(), [3, 1]);
+    }
+
+    #[test]
+    fn a_flow_filed_twice_under_one_deadline_ends_once() {
+        use TcpState::*;
+        let mut t = FlowTracker::new(100, true);
+        let mut done = Vec::new();
+        // port 1000: filed under its expiry at 101 s; lowered to 52 s (filed again); raised
+        // back to exactly 101 s, which the sweep at 52 s files a second time
+        t.packet(&expiring(creates(TestFrame::tcp(1, "S"), SynSent), 1000, 100).obs(), &mut done);
+        t.packet(&expiring(met(TestFrame::tcp(2, "."), 1, CreatedBy::Syn, Dir::Original, SynSent, Established), 1000, 50).obs(), &mut done);
+        t.packet(&expiring(met(TestFrame::tcp(3, "."), 1, CreatedBy::Syn, Dir::Original, Established, Established), 1000, 98).obs(), &mut done);
+        // the clock passes 52 s, then 101 s: both filings under 101 s come due at once
+        t.packet(&expiring(creates(TestFrame::tcp(60, "S"), SynSent), 2000, 1000).obs(), &mut done);
+        assert!(done.is_empty(), "port 1000 expires at 101 s, not 52 s");
+        t.packet(&expiring(creates(TestFrame::tcp(110, "S"), SynSent), 3000, 1000).obs(), &mut done);
+        assert_eq!(done.iter().map(|f| f.first_frame.number).collect::<Vec<_>>(), [1]);
+    }
+
+    /// A flow whose expiry is lowered and then raised back to the same instant, again and again
+    /// (packets whose timestamps go back), while the clock moves on: each sweep of a lowered
+    /// deadline files it under its expiry again, and the filings that went stale under that
+    /// same instant must not pile up next to it.
+    #[test]
+    fn an_expiry_lowered_and_raised_back_again_and_again_keeps_few_filings() {
+        use TcpState::*;
+        let mut t = FlowTracker::new(100, true);
+        let mut done = Vec::new();
+        t.packet(&expiring(creates(TestFrame::tcp(1, "S"), SynSent), 1000, 400_000).obs(), &mut done);
+        let at = |f: TestFrame, secs: i64| TestFrame { ts: Timestamp::from_secs(T0 + secs), ..f };
+        let far = Timestamp(TestFrame::tcp(1, "S").ts.0 + 400_000 * 1_000_000_000);
+        let pkt = |n: u64, expires: Timestamp| {
+            let mut f = met(TestFrame::tcp(n, "."), 1, CreatedBy::Syn, Dir::Original, Established, Established);
+            f.segment.as_mut().unwrap().tuple.sport = 1000;
+            f.verdict.expires = Some(expires);
+            f
+        };
+        for s in 2..20_000i64 {
+            let n = s as u64;
+            t.packet(&at(pkt(n, Timestamp::from_secs(T0 + s + 1)), s).obs(), &mut done);
+            t.packet(&at(pkt(n, far), s).obs(), &mut done);
+            t.clock(Timestamp::from_secs(T0 + s + 3), &mut done);
+        }
+        assert!(done.is_empty(), "the flow is still open");
+        assert!(t.deadlines.len() <= 2 * t.index.len() + 64, "{} filings for one flow", t.deadlines.len());
     }
 
     #[test]
