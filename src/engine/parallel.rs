@@ -12,9 +12,10 @@
 //!   notes which tracker owns it: by the hash of the frame's [`crate::conntrack::FlowKey`],
 //!   the same for both directions, so each flow's packets all go to one tracker, in capture
 //!   order.
-//! * Each **tracker** thread owns a [`Conntrack`](crate::conntrack::Conntrack) shard. It receives every batch (shared, read
-//!   only), judges the frames routed to it, and sends back the verdicts of those the sink is
-//!   shown, by position, and the counts of the quiet ones ([`super::Sink::quiet`]).
+//! * Each **tracker** thread owns a [`Conntrack`](crate::conntrack::Conntrack) shard. It
+//!   receives every batch (shared, read only), judges the frames routed to it, and sends back
+//!   the verdicts of those the sink is shown, by position, and the counts of the quiet ones
+//!   ([`super::Sink::quiet`]).
 //! * Between batches, the calling thread also **merges** ([`InFlight`]; the sink need not be
 //!   `Send`): once every tracker's verdicts on its oldest batch are in, it hands the sink the
 //!   shown frames and the items no tracker judged, merged by position; the quiet frames between
