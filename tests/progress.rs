@@ -2,9 +2,12 @@
 //! quiet frames (`Sink::quiet`), and how far the run has got every `PROGRESS_EVERY` frames,
 //! after it has told the sink of all of them — on one thread and on several.
 
+mod common;
+
+use common::bulk_capture;
 use ctreplay::capture::Timestamp;
 use ctreplay::engine::{self, Observation, Progress, Settings, Sink, Summary, PROGRESS_EVERY};
-use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
+use ctreplay::synth::bulk::BulkConfig;
 use std::io;
 
 /// Counts the frames it has been told of, and what it had been told at each progress report.
@@ -44,11 +47,8 @@ impl Sink for Counting {
 
 #[test]
 fn every_frame_is_told_once_and_progress_follows_what_was_told() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bulk.pcap");
     // About 20 000 packets of healthy connections: mostly quiet frames.
-    let cfg = BulkConfig { flows: 2000, concurrency: 100, target_bytes: Some(2000 * 3000), ..BulkConfig::default() };
-    BulkGenerator::new(cfg).write_pcap(std::fs::File::create(&path).unwrap()).unwrap();
+    let (_dir, path) = bulk_capture(BulkConfig { flows: 2000, concurrency: 100, target_bytes: Some(2000 * 3000), ..BulkConfig::default() });
     let inputs = [path.to_string_lossy().into_owned()];
     for threads in [1, 3] {
         let mut sink = Counting::default();

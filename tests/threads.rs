@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::fixture_and_corpus_captures;
+use common::{bulk_capture, fixture_and_corpus_captures};
 use ctreplay::engine::{self, Observation, Settings, Sink, Timing, Vantage};
 use ctreplay::report::jsonl::JsonLines;
-use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
+use ctreplay::synth::bulk::BulkConfig;
 use std::path::{Path, PathBuf};
 
 fn jsonl(capture: &Path, settings: &Settings, threads: usize) -> String {
@@ -82,8 +82,6 @@ fn corpus_and_fixtures_give_the_same_output_on_1_and_4_threads() {
 
 #[test]
 fn many_interleaved_flows_give_the_same_output_on_1_and_4_threads() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bulk.pcap");
     // About 30 000 packets, 1 ms apart on average: half a minute of capture time.
     let cfg = BulkConfig {
         flows: 3000,
@@ -92,7 +90,7 @@ fn many_interleaved_flows_give_the_same_output_on_1_and_4_threads() {
         max_gap_us: 2000,
         ..BulkConfig::default()
     };
-    BulkGenerator::new(cfg).write_pcap(std::fs::File::create(&path).unwrap()).unwrap();
+    let (_dir, path) = bulk_capture(cfg);
     // Short timeouts make entries expire and be swept while the capture runs, some of them in
     // the middle of their connection (which is then picked up again, or refused).
     let mut settings = Settings::default();
@@ -129,10 +127,7 @@ impl Sink for ClosesAfter {
 /// trackers that wait for it. (A deadlock here hangs the test.)
 #[test]
 fn sink_failing_mid_run_on_several_threads_stops_the_run_with_its_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bulk.pcap");
-    let cfg = BulkConfig { flows: 3000, concurrency: 300, target_bytes: Some(3000 * 3000), ..BulkConfig::default() };
-    BulkGenerator::new(cfg).write_pcap(std::fs::File::create(&path).unwrap()).unwrap();
+    let (_dir, path) = bulk_capture(BulkConfig { flows: 3000, concurrency: 300, target_bytes: Some(3000 * 3000), ..BulkConfig::default() });
     let input = [path.to_string_lossy().into_owned()];
     for (threads, shown) in [(2, 0), (3, 5000), (4, 20_000)] {
         let settings = Settings { threads, ..Settings::default() };

@@ -3,10 +3,20 @@
 
 use ctreplay::capture::CaptureError;
 use ctreplay::engine::{self, Observation, Settings, Sink, Timing, TruncatedFrames, Vantage};
+use ctreplay::synth::bulk::{BulkConfig, BulkGenerator};
 use serde_json::Value;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// A synthetic capture of many connections (`synth::bulk`), written into a new temporary
+/// directory that lives as long as the returned guard.
+pub fn bulk_capture(cfg: BulkConfig) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bulk.pcap");
+    BulkGenerator::new(cfg).write_pcap(fs::File::create(&path).unwrap()).unwrap();
+    (dir, path)
+}
 
 /// `../shared/corpus` next to the crate, if present.
 pub fn corpus_dir() -> Option<PathBuf> {
