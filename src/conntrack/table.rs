@@ -706,10 +706,11 @@ mod tests {
 
     /// An entry whose expiry is lowered and then raised back to the same instant, again and
     /// again (packets whose timestamps go back), while the clock moves on: each sweep of a
-    /// lowered deadline files the entry under its expiry again, and a filing that went stale
-    /// under that same instant must not come alive next to it.
+    /// lowered deadline files the entry under its expiry again, where the filing that went
+    /// stale at the lowering looks current once more. Compacting right after each lowering,
+    /// when all of those are stale, keeps them from piling up (without it: 20 000 filings).
     #[test]
-    fn an_expiry_lowered_and_raised_back_again_and_again_keeps_one_filing() {
+    fn an_expiry_lowered_and_raised_back_again_and_again_keeps_few_filings() {
         let mut t = Table::default();
         let far = Timestamp::from_secs(400_000);
         t.insert(entry(1, 400_000, true, TcpState::Established));
