@@ -162,7 +162,8 @@ pub(super) fn run(mut captures: CaptureSet, mut front: Front, settings: &Setting
     let trackers = settings.threads;
     thread::scope(|scope| {
         let mut to_trackers = Vec::with_capacity(trackers);
-        let mut in_flight = InFlight::new(trackers);
+        let mut from_trackers = Vec::with_capacity(trackers);
+        let mut spare_verdicts = Vec::with_capacity(trackers);
         for shard in 0..trackers {
             let (to_tracker, batches) = bounded::<Arc<Batch>>(QUEUE_DEPTH);
             let (verdicts, from_tracker) = bounded::<Verdicts>(QUEUE_DEPTH);
@@ -172,9 +173,10 @@ pub(super) fn run(mut captures: CaptureSet, mut front: Front, settings: &Setting
                 .name(format!("ctreplay-track{shard}"))
                 .spawn_scoped(scope, move || track(shard, judges, batches, verdicts, spares))?;
             to_trackers.push(to_tracker);
-            in_flight.from_trackers.push(from_tracker);
-            in_flight.spare_verdicts.push(spare);
+            from_trackers.push(from_tracker);
+            spare_verdicts.push(spare);
         }
+        let mut in_flight = InFlight::new(from_trackers, spare_verdicts);
         let mut batch = Batch::new(trackers);
         while let Some(next) = captures.next_frame() {
             batch.push(next, &mut front, settings.frame_bytes);
@@ -217,12 +219,12 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn new(trackers: usize) -> InFlight {
+    fn new(from_trackers: Vec<Receiver<Verdicts>>, spare_verdicts: Vec<Sender<Verdicts>>) -> InFlight {
         InFlight {
             batches: VecDeque::with_capacity(QUEUE_DEPTH),
-            received: Vec::with_capacity(trackers),
-            from_trackers: Vec::with_capacity(trackers),
-            spare_verdicts: Vec::with_capacity(trackers),
+            received: Vec::with_capacity(from_trackers.len()),
+            from_trackers,
+            spare_verdicts,
             spare_batches: Vec::new(),
         }
     }
