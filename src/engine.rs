@@ -9,7 +9,7 @@
 use crate::capture::{CaptureError, CaptureFile, CaptureSet, Frame, LinkDirection, LinkType, Timestamp};
 use crate::conntrack::profile::Profile;
 use crate::conntrack::sysctl::Sysctls;
-use crate::conntrack::{Conntrack, FlowKey, Hook, Keyed, Packet, Snapshot};
+use crate::conntrack::{Conntrack, Detail, FlowKey, Hook, Keyed, Packet, Snapshot, Tracked};
 use crate::decode::{ChecksumStatus, Decoded, Decoder, Segment, Skip, Tuple};
 use crate::history::EntryLog;
 use crate::verdict::{Action, CtState, FrameRef, KernelVerdict, ReasonId, Verdict};
@@ -502,7 +502,16 @@ impl Judges {
     /// `Some`).
     fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judgement {
         let question = Question::of(p, meta);
-        let verdict = question.ask(&mut self.main, p.clock);
+        // A packet the compared kernels judge differently is shown in full, so the main table
+        // can leave out its verdict only when it is the only one.
+        let detail = if self.quiet && self.others.is_empty() { Detail::Quiet } else { Detail::Full };
+        let verdict = match question.ask(&mut self.main, p.clock, detail) {
+            // Accepted on an entry that existed before and that no report follows. (A packet
+            // that creates an entry, or replaces one, is never quiet: a report may still follow
+            // an earlier entry of the same tuple, which that packet ends.)
+            Tracked::Plain { ct_state, .. } => return Judgement::Quiet(ct_state),
+            Tracked::Full(verdict) => verdict,
+        };
         let after = match &p.decoded {
             Decoded::Tcp(seg) if self.snapshots => self.main.snapshot(&seg.tuple, p.ct_ts).map(Box::new),
             _ => None,
@@ -516,9 +525,6 @@ impl Judges {
             let log = log_before.map(Box::new);
             return Judgement::Shown(Judged { kernels, verdict, after, log });
         }
-        // Quiet: accepted on an entry that existed before and that no report follows. (A packet
-        // that creates an entry, or replaces one, is never quiet: a report may still follow an
-        // earlier entry of the same tuple, which that packet ends.)
         let met_unshown = verdict.entry.is_some() && log_before.is_some_and(|l| !l.shown);
         if self.quiet && verdict.action == Action::Accept && met_unshown {
             return Judgement::Quiet(verdict.ct_state);
@@ -534,8 +540,8 @@ impl Judges {
         self.scratch.clear();
         self.scratch.push(KernelVerdict::of(self.main.profile().name, main));
         for other in &mut self.others {
-            let v = question.ask(other, clock);
-            self.scratch.push(KernelVerdict::of(other.profile().name, &v));
+            let tracked = question.ask(other, clock, Detail::Outcome);
+            self.scratch.push(tracked.outcome(other.profile().name));
         }
         let first = self.scratch[0];
         self.scratch.iter().any(|k| !k.same_outcome(&first)).then(|| self.scratch.as_slice().into())
@@ -565,14 +571,14 @@ impl<'a> Question<'a> {
         }
     }
 
-    /// One table's verdict, its sweeping clock first moved to `clock` (the capture's latest
-    /// conntrack time, [`Prepared::clock`]).
-    fn ask(&self, conntrack: &mut Conntrack, clock: Timestamp) -> Verdict {
+    /// One table's verdict, in as much `detail` as the caller needs, its sweeping clock first
+    /// moved to `clock` (the capture's latest conntrack time, [`Prepared::clock`]).
+    fn ask(&self, conntrack: &mut Conntrack, clock: Timestamp, detail: Detail) -> Tracked {
         conntrack.advance_clock(clock);
         match self {
-            Question::Track(packet, keyed) => conntrack.track_keyed(packet, keyed),
-            Question::Unreadable { tuple, ts } => conntrack.track_unreadable(*tuple, *ts),
-            Question::Skipped => Verdict::skipped(),
+            Question::Track(packet, keyed) => conntrack.track_detailed(packet, keyed, detail),
+            Question::Unreadable { tuple, ts } => Tracked::Full(conntrack.track_unreadable(*tuple, *ts)),
+            Question::Skipped => Tracked::Full(Verdict::skipped()),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod window;
 use crate::capture::Timestamp;
 use crate::decode::{Segment, Tuple};
 use crate::history::{self, EntryLog};
-use crate::verdict::{Action, CtState, Evidence, EntryInfo, FrameRef, Reason, ReasonId, Verdict};
+use crate::verdict::{Action, CtState, Evidence, EntryInfo, FrameRef, KernelVerdict, Reason, ReasonId, Verdict};
 use entry::Entry;
 use profile::Profile;
 use state::{Dir, TcpState};
@@ -43,6 +43,46 @@ pub struct Packet<'a> {
     pub capture_ts: Timestamp,
 }
 
+/// How much of a verdict a caller of [`Conntrack::track_detailed`] needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// The whole verdict, always.
+    Full,
+    /// Only the `ct state` of a packet accepted without comment on an entry that existed before
+    /// it and that no report has shown ([`EntryLog::shown`]): a quiet frame.
+    Quiet,
+    /// Only the `ct state` of a packet accepted without comment on an entry that existed before
+    /// it: all that is read of a compared kernel's verdict ([`Tracked::outcome`]).
+    Outcome,
+}
+
+/// A verdict as [`Conntrack::track_detailed`] gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tracked {
+    /// Accepted without comment on an entry that existed before the packet, which was in `dir`
+    /// and left the entry in `state_after` (it may have closed and gone).
+    Plain { ct_state: CtState, dir: Dir, state_after: TcpState },
+    Full(Verdict),
+}
+
+impl Tracked {
+    /// The verdict in the words compared across kernels.
+    pub fn outcome(&self, kernel: &'static str) -> KernelVerdict {
+        match self {
+            Tracked::Plain { ct_state, .. } => KernelVerdict { kernel, ct_state: *ct_state, verdict: Action::Accept, reason: None },
+            Tracked::Full(v) => KernelVerdict::of(kernel, v),
+        }
+    }
+
+    /// The whole verdict, which [`Detail::Full`] always gives.
+    pub fn into_full(self) -> Verdict {
+        match self {
+            Tracked::Full(v) => v,
+            Tracked::Plain { .. } => unreachable!("only a verdict in less detail than full is plain"),
+        }
+    }
+}
+
 /// An entry as it is at some moment: for timelines (`explain`) and differential tests.
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
@@ -61,7 +101,8 @@ pub struct Conntrack {
     limit: u32,
     /// The latest time seen: entries that expired by then are swept out.
     clock: Timestamp,
-    /// The log of the entry the last tracked packet met, as it was before that packet.
+    /// The log of the entry the last tracked packet met, as it was before that packet (unless
+    /// its verdict was plain).
     log_before: Option<EntryLog>,
     /// The entry the last tracked packet met or created, while it is in the table: the packet
     /// goes into its log.
@@ -88,8 +129,9 @@ impl Conntrack {
     }
 
     /// Takes the log of the entry the last packet [`Conntrack::track`]ed met, as it was before
-    /// that packet; `None` when it met none, logs are not kept, or it was taken already (so a
-    /// caller that takes it after every packet never gets an earlier packet's).
+    /// that packet; `None` when it met none, logs are not kept, its verdict was
+    /// [`Tracked::Plain`] (nothing to report), or it was taken already (so a caller that takes it
+    /// after every packet never gets an earlier packet's).
     pub fn take_log_before(&mut self) -> Option<EntryLog> {
         self.log_before.take()
     }
@@ -152,62 +194,86 @@ impl Conntrack {
     /// [`Conntrack::track`] with the key of the packet's tuple computed already (once for all
     /// the tables that judge it).
     pub fn track_keyed(&mut self, p: &Packet, k: &Keyed) -> Verdict {
+        self.track_detailed(p, k, Detail::Full).into_full()
+    }
+
+    /// [`Conntrack::track_keyed`], giving only the `ct state` of a packet accepted without
+    /// comment where `detail` says that is all the caller needs: most packets of a healthy
+    /// capture, which then cost no verdict and no copy of their entry's log.
+    pub fn track_detailed(&mut self, p: &Packet, k: &Keyed, detail: Detail) -> Tracked {
         if !self.table.keeps_logs() {
-            return self.judge(p, k);
+            return self.judge(p, k, detail);
         }
         self.log_before = None;
         self.met = None;
-        let v = self.judge(p, k);
+        let tracked = self.judge(p, k, detail);
         if let Some(log) = self.met.and_then(|h| self.table.log_mut(h)) {
-            let marked = history::mark(v.action).is_some();
-            log.add(p.seg, v.dir.unwrap_or(Dir::Original), v.state_after, marked);
+            let (dir, state_after, marked) = match &tracked {
+                Tracked::Plain { dir, state_after, .. } => (*dir, Some(*state_after), false),
+                Tracked::Full(v) => (v.dir.unwrap_or(Dir::Original), v.state_after, history::mark(v.action).is_some()),
+            };
+            log.add(p.seg, dir, state_after, marked);
         }
-        v
+        tracked
     }
 
-    fn judge(&mut self, p: &Packet, k: &Keyed) -> Verdict {
+    fn judge(&mut self, p: &Packet, k: &Keyed, detail: Detail) -> Tracked {
         self.advance_clock(p.ts);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
-            return self.track_new(p, k, None);
+            return Tracked::Full(self.track_new(p, k, None));
+        };
+        // Whether a packet accepted without comment may go with its `ct state` alone.
+        let plain_if_accepted = match detail {
+            Detail::Full => false,
+            Detail::Quiet => self.table.log(h).is_some_and(|log| !log.shown),
+            Detail::Outcome => true,
         };
         if self.table.keeps_logs() {
-            self.log_before = self.table.log(h).copied();
             self.met = Some(h);
         }
         let e = self.table.entry_mut(h);
         let before = e.info(dir);
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
-            return invalid(r, Some(dir), Some(before)).expiring(Some(before.expires));
+            self.keep_log_before(h);
+            return Tracked::Full(invalid(r, Some(dir), Some(before)).expiring(Some(before.expires)));
         }
         // ctinfo is decided at lookup time, before the handler runs.
         let ct_state = if dir == Dir::Reply || e.seen_reply { CtState::Established } else { CtState::New };
         let old_state = e.tcp.state;
         let handled = tracker::tcp_packet(&cfg, e, p.seg, dir, p.ts);
+        let plain = plain_if_accepted && matches!(handled, Handled::Accepted { .. });
+        if !plain {
+            // Before the entry is removed, or this packet goes into its log.
+            self.keep_log_before(h);
+        }
         let (action, reason) = match handled {
             Handled::Repeat => {
                 // Reopen: the old entry goes, the packet is looked up again from scratch.
                 self.remove(h);
-                return self.track_new(p, k, Some(before));
+                return Tracked::Full(self.track_new(p, k, Some(before)));
             }
             Handled::Invalid(r) => {
                 // The handler may have lowered the entry's timeout.
                 self.table.touched(h, old_state.is_closing(), p.ts);
                 let expires = self.table.entry(h).expires;
-                return invalid(r, Some(dir), Some(before)).expiring(Some(expires));
+                return Tracked::Full(invalid(r, Some(dir), Some(before)).expiring(Some(expires)));
             }
             Handled::DropAndKill(r) => {
                 // 2.6.18's out-of-sync kill: the entry goes and the packet is dropped.
                 self.remove(h);
                 let v = invalid(r, Some(dir), Some(before));
-                return Verdict { action: Action::Drop, state_after: None, ..v };
+                return Tracked::Full(Verdict { action: Action::Drop, state_after: None, ..v });
             }
             Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
             Handled::Accepted { delete_entry } => {
                 if delete_entry {
                     let state_after = self.table.entry(h).tcp.state;
                     self.remove(h);
-                    return accepted(ct_state, dir, old_state, state_after, before);
+                    if plain {
+                        return Tracked::Plain { ct_state, dir, state_after };
+                    }
+                    return Tracked::Full(accepted(ct_state, dir, old_state, state_after, before));
                 }
                 (Action::Accept, None)
             }
@@ -222,7 +288,18 @@ impl Conntrack {
         }
         let expires = Some(e.expires);
         self.table.touched(h, old_state.is_closing(), p.ts);
-        Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) }
+        if plain {
+            return Tracked::Plain { ct_state, dir, state_after };
+        }
+        Tracked::Full(Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) })
+    }
+
+    /// Keeps the log of the entry a packet met, as it is before the packet, for
+    /// [`Conntrack::take_log_before`].
+    fn keep_log_before(&mut self, h: table::Handle) {
+        if self.table.keeps_logs() {
+            self.log_before = self.table.log(h).copied();
+        }
     }
 
     /// Removes an entry the packet being tracked met: it goes into no log any more.

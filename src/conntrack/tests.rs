@@ -60,9 +60,13 @@ impl Run {
         self.now = Timestamp(self.now.0 + secs * 1_000_000_000);
     }
     fn send(&mut self, s: Segment) -> Verdict {
+        self.send_detailed(s, Detail::Full).into_full()
+    }
+    fn send_detailed(&mut self, s: Segment, detail: Detail) -> Tracked {
         self.frame += 1;
         let frame = FrameRef { file: 0, number: self.frame };
-        self.ct.track(&Packet { seg: &s, ts: self.now, frame, hook: Hook::PreRouting, seq: self.frame, capture_ts: self.now })
+        let packet = Packet { seg: &s, ts: self.now, frame, hook: Hook::PreRouting, seq: self.frame, capture_ts: self.now };
+        self.ct.track_detailed(&packet, &Keyed::of(&s.tuple), detail)
     }
     fn c(&mut self, flags: &str, seq: u32, ack: u32) -> Verdict {
         self.send(seg(C, S, flags, seq, ack, 64240, 0))
@@ -646,6 +650,78 @@ fn the_shown_mark_stays_with_its_entry() {
     r.ct.track_unreadable(Some(&tuple), r.now);
     r.ct.show_entry();
     assert!(!r.log().shown, "the entry the last packet met before the datagram");
+}
+
+/// A conversation with a bit of everything: handshake, data, an INVALID SYN, a close, a reopen
+/// from TIME_WAIT, and a late retransmission of the old FIN.
+fn eventful_conversation() -> Vec<Segment> {
+    vec![
+        seg(C, S, "S", 1000, 0, 64240, 0),
+        seg(S, C, "S.", 5000, 1001, 65160, 0),
+        seg(C, S, ".", 1001, 5001, 64240, 0),
+        seg(C, S, "P.", 1001, 5001, 64240, 100),
+        seg(S, C, "S", 7000, 0, 65160, 0),
+        seg(S, C, ".", 5001, 1101, 65160, 0),
+        seg(C, S, "F.", 1101, 5001, 64240, 0),
+        seg(S, C, "F.", 5001, 1102, 65160, 0),
+        seg(C, S, ".", 1102, 5002, 64240, 0),
+        seg(C, S, "S", 900_000, 0, 64240, 0),
+        seg(S, C, "F.", 5001, 1102, 65160, 0),
+        seg(S, C, "S.", 9000, 900_001, 65160, 0),
+    ]
+}
+
+/// Asked for less detail, a table gives the `ct state` alone exactly where the full verdict is
+/// a plain acceptance on an entry that existed before (and, for [`Detail::Quiet`], that no report
+/// has shown); everything else, the entries and their logs included, is as with full detail.
+#[test]
+fn less_detail_leaves_out_only_the_verdicts_of_plain_acceptances() {
+    for detail in [Detail::Quiet, Detail::Outcome] {
+        for shown_at in [None, Some(2), Some(4)] {
+            let (mut full, mut lean) = (Run::new(), Run::new());
+            if detail == Detail::Quiet {
+                full.ct.keep_logs();
+                lean.ct.keep_logs();
+            }
+            let mut plain = 0;
+            for (i, s) in eventful_conversation().into_iter().enumerate() {
+                let v = full.send(s);
+                let what = format!("{detail:?}, shown at {shown_at:?}, packet {i}: {v:?}");
+                let log_before = full.ct.take_log_before();
+                match lean.send_detailed(s, detail) {
+                    Tracked::Plain { ct_state, dir, state_after } => {
+                        plain += 1;
+                        assert_eq!((v.action, v.reason.is_none(), v.entry.is_some()), (Action::Accept, true, true), "{what}");
+                        assert_eq!((Some(ct_state), Some(dir), Some(state_after)), (Some(v.ct_state), v.dir, v.state_after), "{what}");
+                        if detail == Detail::Quiet {
+                            assert!(log_before.is_some_and(|l| !l.shown), "{what}");
+                        }
+                    }
+                    Tracked::Full(lean_v) => {
+                        assert_eq!(lean_v, v, "{what}");
+                        assert_eq!(lean.ct.take_log_before(), log_before, "{what}");
+                        let plain_acceptance = v.action == Action::Accept && v.reason.is_none() && v.entry.is_some();
+                        let unshown = detail == Detail::Outcome || log_before.is_some_and(|l| !l.shown);
+                        assert!(!(plain_acceptance && unshown), "{what}: should have been plain");
+                    }
+                }
+                if shown_at == Some(i) {
+                    full.ct.show_entry();
+                    lean.ct.show_entry();
+                }
+                let key = Tuple { src: C.0, dst: S.0, sport: C.1, dport: S.1 };
+                let (h, lean_h) = (full.ct.table.handle_of(&key), lean.ct.table.handle_of(&key));
+                assert_eq!(h.is_some(), lean_h.is_some(), "{what}");
+                if let (Some(h), Some(lean_h)) = (h, lean_h) {
+                    assert_eq!(full.ct.table.entry(h).tcp, lean.ct.table.entry(lean_h).tcp, "{what}");
+                    assert_eq!(full.ct.table.log(h), lean.ct.table.log(lean_h), "{what}");
+                }
+                full.wait(1);
+                lean.wait(1);
+            }
+            assert!(plain >= 3, "{detail:?}, shown at {shown_at:?}: only {plain} plain verdicts");
+        }
+    }
 }
 
 #[test]
