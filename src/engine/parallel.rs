@@ -113,30 +113,27 @@ impl Batch {
         self.items.len() >= BATCH_FRAMES || self.bytes.len() >= BATCH_BYTES
     }
 
-    /// Adds the next frame (or input error) of the capture, prepared for conntrack, and notes
-    /// which tracker owns it.
-    fn push(&mut self, next: Result<Frame<'_>, CaptureError>, front: &mut Front, frame_bytes: bool) {
-        let trackers = self.routes.len();
+    /// Adds the next frame of the capture, prepared for conntrack, and notes which tracker owns
+    /// it.
+    fn push_frame(&mut self, frame: &Frame<'_>, front: &mut Front, frame_bytes: bool) {
         let at = self.items.len() as u32;
-        match next {
-            Ok(frame) => {
-                let prepared = front.prepare(&frame);
-                match tracker_of(&prepared, trackers) {
-                    Some(t) => self.routes[t as usize].push(at),
-                    None => self.unrouted.push(at),
-                }
-                let start = self.bytes.len();
-                if frame_bytes {
-                    self.bytes.extend_from_slice(frame.data);
-                }
-                let data = start..self.bytes.len();
-                self.items.push(Item::Frame { meta: FrameMeta::of(&frame), data, prepared });
-            }
-            Err(e) => {
-                self.unrouted.push(at);
-                self.items.push(Item::Error(e));
-            }
+        let prepared = front.prepare(frame);
+        match tracker_of(&prepared, self.routes.len()) {
+            Some(t) => self.routes[t as usize].push(at),
+            None => self.unrouted.push(at),
         }
+        let start = self.bytes.len();
+        if frame_bytes {
+            self.bytes.extend_from_slice(frame.data);
+        }
+        let data = start..self.bytes.len();
+        self.items.push(Item::Frame { meta: FrameMeta::of(frame), data, prepared });
+    }
+
+    /// Adds an input error, which the merger hands over in its place.
+    fn push_error(&mut self, e: CaptureError) {
+        self.unrouted.push(self.items.len() as u32);
+        self.items.push(Item::Error(e));
     }
 }
 
@@ -179,7 +176,10 @@ pub(super) fn run(mut captures: CaptureSet, mut front: Front, settings: &Setting
         let mut in_flight = InFlight::new(from_trackers, spare_verdicts);
         let mut batch = Batch::new(trackers);
         while let Some(next) = captures.next_frame() {
-            batch.push(next, &mut front, settings.frame_bytes);
+            match next {
+                Ok(frame) => batch.push_frame(&frame, &mut front, settings.frame_bytes),
+                Err(e) => batch.push_error(e),
+            }
             if batch.is_full() {
                 let next = in_flight.spare_batch();
                 in_flight.send(std::mem::replace(&mut batch, next), &to_trackers, report)?;
