@@ -388,14 +388,15 @@ tshark (`-o tcp.analyze_sequence_numbers:TRUE -q -z io,stat,0`) on 100 MB captur
     Ok(())
 }
 
-/// `--instructions`: instructions per packet of `ctreplay analyze --threads 1`, with one kernel
-/// profile and with the default comparison, on a 32 MiB capture of each kind.
+/// `--instructions`: instructions per packet of `ctreplay analyze` with one kernel profile (on one
+/// thread and on two, where the count is all threads' together) and with the default comparison,
+/// on a 32 MiB capture of each kind.
 fn instructions(dir: &Path, ctreplay: &Path) -> Result<()> {
     let valgrind_there = Command::new("valgrind").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     if !valgrind_there {
         bail!("--instructions needs valgrind (apt-get install valgrind)");
     }
-    println!("# ctreplay: instructions per packet (valgrind --tool=callgrind, --threads 1)\n");
+    println!("# ctreplay: instructions per packet (valgrind --tool=callgrind)\n");
     println!("| capture | packets | what | instructions | per packet |");
     println!("|---|---|---|---|---|");
     for kind in [Kind::Short, Kind::Mixed, Kind::Long] {
@@ -403,11 +404,16 @@ fn instructions(dir: &Path, ctreplay: &Path) -> Result<()> {
         let mut count = Command::new(std::env::current_exe()?);
         count.arg("--floor").arg(&cap);
         let packets = count_of(&measure(&mut count)?)?;
-        for (what, options) in [("--kernel latest", &["--kernel", "latest"][..]), ("default: 5 older kernels compared", &[][..])] {
+        let runs: [(&str, &[&str]); 3] = [
+            ("--kernel latest", &["--threads", "1", "--kernel", "latest"]),
+            ("--kernel latest, two threads (all threads together)", &["--threads", "2", "--kernel", "latest"]),
+            ("default: 5 older kernels compared", &["--threads", "1"]),
+        ];
+        for (what, options) in runs {
             let out = Command::new("valgrind")
                 .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
                 .arg(ctreplay)
-                .args(["analyze", "--threads", "1"])
+                .arg("analyze")
                 .args(options)
                 .arg(&cap)
                 .stdout(Stdio::null())
