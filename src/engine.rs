@@ -525,6 +525,8 @@ impl Judges {
             let log = log_before.map(Box::new);
             return Judgement::Shown(Judged { kernels, verdict, after, log });
         }
+        // The same frames are quiet when compared kernels agree on them (the main table gave
+        // its whole verdict, since it could not know they would).
         let met_unshown = verdict.entry.is_some() && log_before.is_some_and(|l| !l.shown);
         if self.quiet && verdict.action == Action::Accept && met_unshown {
             return Judgement::Quiet(verdict.ct_state);
