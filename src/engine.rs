@@ -469,8 +469,9 @@ impl Judged {
 /// What conntrack made of a frame, as the report needs it.
 enum Judgement {
     Shown(Judged),
-    /// A quiet frame ([`Sink::quiet`]): only its `ct state` is counted.
-    Quiet(CtState),
+    /// A quiet frame ([`Sink::quiet`]): only its `ct state` is counted, and the entry it
+    /// `created`, if it did.
+    Quiet { ct_state: CtState, created: bool },
 }
 
 /// The conntrack table that judges frames, and those of the kernels it is compared with
@@ -506,10 +507,9 @@ impl Judges {
         // can leave out its verdict only when it is the only one.
         let detail = if self.quiet && self.others.is_empty() { Detail::Quiet } else { Detail::Full };
         let verdict = match question.ask(&mut self.main, p.clock, detail) {
-            // Accepted on an entry that existed before and that no report follows. (A packet
-            // that creates an entry, or replaces one, is never quiet: a report may still follow
-            // an earlier entry of the same tuple, which that packet ends.)
-            Tracked::Plain { ct_state, .. } => return Judgement::Quiet(ct_state),
+            // Accepted on an entry that existed before and that no report follows, or one that
+            // created an entry whose tuple no report can be following (`Detail::Quiet`).
+            Tracked::Plain { ct_state, created, .. } => return Judgement::Quiet { ct_state, created },
             Tracked::Full(verdict) => verdict,
         };
         let after = match &p.decoded {
@@ -529,7 +529,7 @@ impl Judges {
         // its whole verdict, since it could not know they would).
         let met_unshown = verdict.entry.is_some() && log_before.is_some_and(|l| !l.shown);
         if self.quiet && verdict.action == Action::Accept && met_unshown {
-            return Judgement::Quiet(verdict.ct_state);
+            return Judgement::Quiet { ct_state: verdict.ct_state, created: false };
         }
         Judgement::Shown(Judged { kernels, verdict, after, log: None })
     }
@@ -656,8 +656,11 @@ impl Report<'_> {
     fn judged(&mut self, meta: FrameMeta, data: &[u8], p: &Prepared, judgement: Judgement) -> io::Result<()> {
         match judgement {
             Judgement::Shown(judged) => self.frame(meta, data, p, judged),
-            Judgement::Quiet(ct_state) => {
+            Judgement::Quiet { ct_state, created } => {
                 self.tally.tracked(meta.linktype, ct_state);
+                if created {
+                    self.tally.created();
+                }
                 self.quiet_frames(1, p.clock);
                 Ok(())
             }

@@ -40,6 +40,8 @@ struct Frame {
     entry: Option<FrameRef>,
     /// The packet created an entry.
     created: bool,
+    /// It replaced an older entry of its tuple (a reopen).
+    replaced: bool,
 }
 
 impl Sink for Frames {
@@ -51,6 +53,7 @@ impl Sink for Frames {
             accepted: v.action == Action::Accept,
             entry: v.entry.map(|e| e.created_frame),
             created: v.action == Action::Accept && v.state_before.is_none(),
+            replaced: v.replaced.is_some(),
         });
         Ok(())
     }
@@ -98,10 +101,14 @@ fn settings(threads: usize, compared: bool) -> Settings {
 const RUNS: [(usize, bool); 4] = [(1, true), (3, true), (1, false), (3, false)];
 
 /// Quiet: accepted without a word, on an entry that existed before the packet and that no
-/// notable packet has met or created. Everything else comes as a packet.
+/// notable packet has met or created. Everything else comes as a packet, except that without
+/// compared kernels a packet that creates an entry (replacing none) is quiet too as long as no
+/// entry a report was shown has left the table unseen (expired or evicted); the table alone
+/// knows when that happens, so from the first notable packet on such a creation may go either
+/// way here (the test beside the tracker pins it, and the reports must not change).
 #[test]
 fn quiet_frames_are_the_accepted_packets_of_entries_no_notable_packet_has_met() {
-    let (mut quiet, mut after_notable) = (0, 0);
+    let (mut quiet, mut after_notable, mut quiet_creations) = (0, 0, 0);
     for capture in fixture_and_corpus_captures() {
         for (threads, compared) in RUNS {
             let settings = settings(threads, compared);
@@ -111,11 +118,22 @@ fn quiet_frames_are_the_accepted_packets_of_entries_no_notable_packet_has_met() 
             run(&capture, &settings, &mut split);
 
             let mut shown: HashSet<FrameRef> = HashSet::new();
+            let mut notable_seen = false;
             let mut expected_quiet = 0;
             for f in &every.0 {
                 let met_unshown = f.entry.is_some_and(|e| !shown.contains(&e));
-                let is_quiet = f.accepted && !f.notable && met_unshown;
+                let plain_creation = !compared && f.created && !f.replaced && !f.notable;
+                if plain_creation && notable_seen {
+                    // Either way, as said above; counted as it went.
+                    let was_quiet = !split.packets.contains(&f.frame);
+                    expected_quiet += usize::from(was_quiet);
+                    quiet_creations += usize::from(was_quiet);
+                    continue;
+                }
+                quiet_creations += usize::from(plain_creation);
+                let is_quiet = f.accepted && !f.notable && (met_unshown || plain_creation);
                 if f.notable {
+                    notable_seen = true;
                     shown.extend(f.entry);
                     if f.created {
                         shown.insert(f.frame);
@@ -137,8 +155,8 @@ fn quiet_frames_are_the_accepted_packets_of_entries_no_notable_packet_has_met() 
             quiet += expected_quiet;
         }
     }
-    eprintln!("{quiet} quiet frames; {after_notable} accepted packets came as packets because their entry had a notable one");
-    assert!(quiet > 10_000 && after_notable > 0, "the captures do not show both sides of the rule");
+    eprintln!("{quiet} quiet frames, {quiet_creations} of them creations; {after_notable} accepted packets came as packets because their entry had a notable one");
+    assert!(quiet > 10_000 && after_notable > 0 && quiet_creations > 100, "the captures do not show every side of the rule");
 }
 
 /// Every report that lets frames be quiet prints the same with every frame handed to it: the

@@ -48,8 +48,10 @@ pub struct Packet<'a> {
 pub enum Detail {
     /// The whole verdict, always.
     Full,
-    /// Only the `ct state` of a packet accepted without comment on an entry that existed before
-    /// it and that no report has shown ([`EntryLog::shown`]): a quiet frame.
+    /// Only the `ct state` of a quiet frame: a packet accepted without comment on an entry that
+    /// existed before it and that no report has shown ([`EntryLog::shown`]), or one that created
+    /// an entry (replacing none) while it can end no flow a report follows (see
+    /// `Conntrack::creations_end_no_followed_flow`).
     Quiet,
     /// Only the `ct state` of a packet accepted without comment on an entry that existed before
     /// it: all that is read of a compared kernel's verdict ([`Tracked::outcome`]).
@@ -59,9 +61,10 @@ pub enum Detail {
 /// A verdict as [`Conntrack::track_detailed`] gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tracked {
-    /// Accepted without comment on an entry that existed before the packet, which was in `dir`
-    /// and left the entry in `state_after` (it may have closed and gone).
-    Plain { ct_state: CtState, dir: Dir, state_after: TcpState },
+    /// Accepted without comment, on an entry that existed before the packet or on one it
+    /// `created`; the packet was in `dir` and left the entry in `state_after` (it may have
+    /// closed and gone).
+    Plain { ct_state: CtState, dir: Dir, state_after: TcpState, created: bool },
     Full(Verdict),
 }
 
@@ -107,6 +110,9 @@ pub struct Conntrack {
     /// The entry the last tracked packet met or created, while it is in the table: the packet
     /// goes into its log.
     met: Option<table::Handle>,
+    /// A report was shown a packet that left no entry to mark ([`Conntrack::show_entry`]): it
+    /// may follow a flow of that tuple that no entry stands for.
+    shown_entryless: bool,
 }
 
 impl Conntrack {
@@ -119,7 +125,16 @@ impl Conntrack {
     /// so a table-full decision may differ from a single table's near the limit.
     pub fn shard(profile: Profile, sysctls: Sysctls, shards: usize) -> Conntrack {
         let limit = sysctls.max.div_ceil(shards.max(1) as u32);
-        Conntrack { profile, sysctls, table: Table::default(), limit, clock: Timestamp(i64::MIN), log_before: None, met: None }
+        Conntrack {
+            profile,
+            sysctls,
+            table: Table::default(),
+            limit,
+            clock: Timestamp(i64::MIN),
+            log_before: None,
+            met: None,
+            shown_entryless: false,
+        }
     }
 
     /// Has every entry keep an [`EntryLog`] of the packets that meet it. A few nanoseconds a
@@ -139,9 +154,22 @@ impl Conntrack {
     /// Marks the entry the last tracked packet met or created (if it is still there) as shown
     /// by a report ([`EntryLog::shown`]).
     pub fn show_entry(&mut self) {
-        if let Some(log) = self.met.and_then(|h| self.table.log_mut(h)) {
-            log.shown = true;
+        match self.met.and_then(|h| self.table.log_mut(h)) {
+            Some(log) => log.shown = true,
+            // It met no entry, or ended the one it met: a report may now follow a flow of its
+            // tuple that no entry in the table stands for.
+            None => self.shown_entryless = true,
         }
+    }
+
+    /// Whether a packet that creates an entry (replacing none) can end no flow a report
+    /// follows, so that it may be quiet ([`Detail::Quiet`]): true until a report is shown a
+    /// packet without an entry, or an entry a report was shown leaves the table unseen
+    /// ([`table::Table::shown_ended_unseen`]). A report follows only the flows of shown entries
+    /// and of shown packets that had none; until then, the former are all still in the table
+    /// or were ended by a packet the report saw, and there are none of the latter.
+    fn creations_end_no_followed_flow(&self) -> bool {
+        !self.shown_entryless && !self.table.shown_ended_unseen()
     }
 
     pub fn profile(&self) -> &Profile {
@@ -221,7 +249,15 @@ impl Conntrack {
         self.advance_clock(p.ts);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
-            return Tracked::Full(self.track_new(p, k, None));
+            let v = self.track_new(p, k, None);
+            let plain = detail == Detail::Quiet
+                && v.action == Action::Accept
+                && v.reason.is_none()
+                && self.creations_end_no_followed_flow();
+            return match (plain, v.state_after) {
+                (true, Some(state_after)) => Tracked::Plain { ct_state: v.ct_state, dir: Dir::Original, state_after, created: true },
+                _ => Tracked::Full(v),
+            };
         };
         // Whether a packet accepted without comment may go with its `ct state` alone.
         let plain_if_accepted = match detail {
@@ -271,7 +307,7 @@ impl Conntrack {
                     let state_after = self.table.entry(h).tcp.state;
                     self.remove(h);
                     if plain {
-                        return Tracked::Plain { ct_state, dir, state_after };
+                        return Tracked::Plain { ct_state, dir, state_after, created: false };
                     }
                     return Tracked::Full(accepted(ct_state, dir, old_state, state_after, before));
                 }
@@ -289,7 +325,7 @@ impl Conntrack {
         let expires = Some(e.expires);
         self.table.touched(h, old_state.is_closing(), p.ts);
         if plain {
-            return Tracked::Plain { ct_state, dir, state_after };
+            return Tracked::Plain { ct_state, dir, state_after, created: false };
         }
         Tracked::Full(Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) })
     }

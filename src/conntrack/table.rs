@@ -194,6 +194,9 @@ pub struct Table {
     closing: Candidates,
     /// Filings taken from the wheel, reused between sweeps.
     due: Vec<Filing>,
+    /// An entry a report has shown ([`EntryLog::shown`]) has left the table with no packet of
+    /// its own to tell the report: it expired, or was evicted ([`Table::shown_ended_unseen`]).
+    shown_ended_unseen: bool,
 }
 
 impl Default for Table {
@@ -210,6 +213,7 @@ impl Default for Table {
             unassured: Candidates::new(|u| !u.assured),
             closing: Candidates::new(|u| u.closing),
             due: Vec::new(),
+            shown_ended_unseen: false,
         }
     }
 }
@@ -255,7 +259,7 @@ impl Table {
     pub fn lookup_keyed(&mut self, k: &Keyed, now: Timestamp) -> Option<(Handle, Dir)> {
         let (h, dir) = self.find(k)?;
         if self.slots[h as usize].is_expired(now) {
-            self.remove(h);
+            self.end_unseen(h);
             return None;
         }
         Some((h, dir))
@@ -316,6 +320,23 @@ impl Table {
             indexed.remove();
         }
         self.free.push(h);
+    }
+
+    /// Removes an entry that no packet of its own ends (it expired, or is evicted), noting
+    /// whether a report was following it.
+    fn end_unseen(&mut self, h: Handle) {
+        if self.logs.get(h as usize).is_some_and(|log| log.shown) {
+            self.shown_ended_unseen = true;
+        }
+        self.remove(h);
+    }
+
+    /// Whether an entry a report has shown has ever left the table by expiry or eviction, where
+    /// no packet of its own told the report. Until then, a report follows only entries that
+    /// are in the table or that a packet it was shown ended, so a packet that creates an entry
+    /// of a tuple ends no flow the report follows (the engine may hold it back, `Detail::Quiet`).
+    pub fn shown_ended_unseen(&self) -> bool {
+        self.shown_ended_unseen
     }
 
     /// [`Table::insert_keyed`] for tests, which keep no logs.
@@ -419,7 +440,7 @@ impl Table {
                 continue; // filed again since
             }
             if upkeep.expires <= now {
-                self.remove(r.slot);
+                self.end_unseen(r.slot);
             } else {
                 upkeep.filed = upkeep.expires;
                 self.deadlines.file(upkeep.expires, r);
@@ -450,7 +471,7 @@ impl Table {
             (None, Some(_)) => self.closing.pop(),
             (None, None) => return false,
         };
-        self.remove(victim.slot);
+        self.end_unseen(victim.slot);
         true
     }
 

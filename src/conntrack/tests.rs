@@ -673,7 +673,8 @@ fn eventful_conversation() -> Vec<Segment> {
 
 /// Asked for less detail, a table gives the `ct state` alone exactly where the full verdict is
 /// a plain acceptance on an entry that existed before (and, for [`Detail::Quiet`], that no report
-/// has shown); everything else, the entries and their logs included, is as with full detail.
+/// has shown) or, for [`Detail::Quiet`], one that created an entry and replaced none; everything
+/// else, the entries and their logs included, is as with full detail.
 #[test]
 fn less_detail_leaves_out_only_the_verdicts_of_plain_acceptances() {
     for detail in [Detail::Quiet, Detail::Outcome] {
@@ -688,21 +689,26 @@ fn less_detail_leaves_out_only_the_verdicts_of_plain_acceptances() {
                 let v = full.send(s);
                 let what = format!("{detail:?}, shown at {shown_at:?}, packet {i}: {v:?}");
                 let log_before = full.ct.take_log_before();
+                let plain_acceptance = v.action == Action::Accept && v.reason.is_none();
+                let plain_creation = plain_acceptance && v.state_before.is_none() && v.replaced.is_none();
                 match lean.send_detailed(s, detail) {
-                    Tracked::Plain { ct_state, dir, state_after } => {
+                    Tracked::Plain { ct_state, dir, state_after, created } => {
                         plain += 1;
-                        assert_eq!((v.action, v.reason.is_none(), v.entry.is_some()), (Action::Accept, true, true), "{what}");
+                        assert!(plain_acceptance, "{what}");
+                        assert_eq!(created, v.entry.is_none(), "{what}");
                         assert_eq!((Some(ct_state), Some(dir), Some(state_after)), (Some(v.ct_state), v.dir, v.state_after), "{what}");
-                        if detail == Detail::Quiet {
+                        if created {
+                            assert!(detail == Detail::Quiet && plain_creation, "{what}");
+                        } else if detail == Detail::Quiet {
                             assert!(log_before.is_some_and(|l| !l.shown), "{what}");
                         }
                     }
                     Tracked::Full(lean_v) => {
                         assert_eq!(lean_v, v, "{what}");
                         assert_eq!(lean.ct.take_log_before(), log_before, "{what}");
-                        let plain_acceptance = v.action == Action::Accept && v.reason.is_none() && v.entry.is_some();
                         let unshown = detail == Detail::Outcome || log_before.is_some_and(|l| !l.shown);
-                        assert!(!(plain_acceptance && unshown), "{what}: should have been plain");
+                        assert!(!(plain_acceptance && v.entry.is_some() && unshown), "{what}: should have been plain");
+                        assert!(!(plain_creation && detail == Detail::Quiet), "{what}: should have been plain");
                     }
                 }
                 if shown_at == Some(i) {
@@ -722,6 +728,56 @@ fn less_detail_leaves_out_only_the_verdicts_of_plain_acceptances() {
             assert!(plain >= 3, "{detail:?}, shown at {shown_at:?}: only {plain} plain verdicts");
         }
     }
+}
+
+/// A packet that creates an entry may be quiet only while every entry a report has shown is
+/// still in the table or was ended by a packet of its own (which the report saw), and no shown
+/// packet lacked an entry: once a shown entry expires or is evicted unseen, or a report is shown
+/// an entry-less packet, the report may be following a flow only the next packet of its tuple
+/// ends, so creations come in full from then on.
+#[test]
+fn creations_are_quiet_until_a_shown_entry_leaves_unseen() {
+    let quiet_syn = |r: &mut Run, port: u16| r.send_detailed(seg((C.0, port), S, "S", 1000, 0, 64240, 0), Detail::Quiet);
+    let is_plain = |t: &Tracked| matches!(t, Tracked::Plain { created: true, .. });
+
+    // An unshown entry expiring, and a shown one closed by its own packet, leave it quiet.
+    let mut r = Run::new();
+    r.ct.keep_logs();
+    assert!(is_plain(&quiet_syn(&mut r, 40001)));
+    r.wait(121); // SYN_SENT lasts 120 s
+    assert!(is_plain(&quiet_syn(&mut r, 40002)));
+    r.ct.show_entry();
+    r.send(seg((C.0, 40002), S, "R", 1001, 0, 0, 0)); // an RST with no reply deletes the entry
+    r.wait(121);
+    assert!(is_plain(&quiet_syn(&mut r, 40003)));
+    assert!(!r.ct.table.shown_ended_unseen());
+
+    // A shown entry expiring: from then on, every creation comes in full.
+    r.ct.show_entry();
+    r.wait(121);
+    let after_expiry = quiet_syn(&mut r, 40004);
+    assert!(r.ct.table.shown_ended_unseen());
+    assert!(matches!(after_expiry, Tracked::Full(ref v) if v.state_before.is_none()), "{after_expiry:?}");
+
+    // A shown packet that met no entry: a report may follow an entry-less flow of its tuple.
+    let mut r = Run::new();
+    r.ct.keep_logs();
+    assert!(is_plain(&quiet_syn(&mut r, 40001)));
+    let stray = r.send(seg((C.0, 40002), S, "S.", 1000, 5000, 64240, 0));
+    assert_eq!(stray.action, Action::Invalid, "a SYN/ACK with no entry");
+    r.ct.show_entry();
+    let after_stray = quiet_syn(&mut r, 40002);
+    assert!(matches!(after_stray, Tracked::Full(_)), "{after_stray:?}");
+    assert!(!r.ct.table.shown_ended_unseen());
+
+    // A shown entry evicted to make room: the evicting packet already comes in full.
+    let mut r = Run::with_sysctl("nf_conntrack_max=1");
+    r.ct.keep_logs();
+    assert!(is_plain(&quiet_syn(&mut r, 40001)));
+    r.ct.show_entry();
+    let evicting = quiet_syn(&mut r, 40002);
+    assert!(matches!(evicting, Tracked::Full(_)), "{evicting:?}");
+    assert!(r.ct.table.shown_ended_unseen());
 }
 
 #[test]

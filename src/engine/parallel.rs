@@ -304,7 +304,7 @@ fn track(
                 unreachable!("only frames are routed")
             };
             match judges.judge(prepared, *meta) {
-                Judgement::Quiet(ct_state) => out.quiet.add(meta.linktype, ct_state),
+                Judgement::Quiet { ct_state, created } => out.quiet.add(meta.linktype, ct_state, created),
                 Judgement::Shown(judged) => out.shown.push((at, judged)),
             }
         }

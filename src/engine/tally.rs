@@ -57,12 +57,15 @@ pub(super) struct QuietCounts {
     link_types: Vec<(LinkType, u64)>,
     /// By `CtState as usize`.
     ct_states: [u64; 6],
+    /// Entries the quiet frames created.
+    flows: u64,
 }
 
 impl QuietCounts {
-    pub fn add(&mut self, linktype: LinkType, ct_state: CtState) {
+    pub fn add(&mut self, linktype: LinkType, ct_state: CtState, created: bool) {
         bump(&mut self.link_types, linktype);
         self.ct_states[ct_state as usize] += 1;
+        self.flows += u64::from(created);
     }
 
     pub fn frames(&self) -> u64 {
@@ -72,6 +75,7 @@ impl QuietCounts {
     pub fn clear(&mut self) {
         self.link_types.clear();
         self.ct_states = [0; 6];
+        self.flows = 0;
     }
 }
 
@@ -108,7 +112,7 @@ impl Tally {
         self.tracked(linktype, v.ct_state);
         // An entry was created: the packet met none (state_before is empty) and was accepted.
         if v.action == Action::Accept && v.state_before.is_none() {
-            self.flows += 1;
+            self.created();
         }
         match v.action {
             Action::Invalid => self.invalid += 1,
@@ -130,11 +134,18 @@ impl Tally {
         self.ct_states[ct_state as usize] += 1;
     }
 
-    /// Counts quiet frames counted elsewhere, as [`Tally::tracked`] counts each.
+    /// Counts an entry created (a flow), by a packet counted apart.
+    pub fn created(&mut self) {
+        self.flows += 1;
+    }
+
+    /// Counts quiet frames counted elsewhere, as [`Tally::tracked`] and [`Tally::created`] count
+    /// each.
     pub fn add_quiet(&mut self, quiet: &QuietCounts) {
         let frames = quiet.frames();
         self.frames += frames;
         self.tcp_packets += frames;
+        self.flows += quiet.flows;
         for &(linktype, n) in &quiet.link_types {
             add(&mut self.link_types, linktype, n);
         }
@@ -216,16 +227,19 @@ mod tests {
     #[test]
     fn quiet_frames_counted_apart_count_as_one_by_one() {
         let frames = [
-            (LinkType::ETHERNET, CtState::Established),
-            (LinkType::RAW, CtState::New),
-            (LinkType::ETHERNET, CtState::Established),
+            (LinkType::ETHERNET, CtState::Established, false),
+            (LinkType::RAW, CtState::New, true),
+            (LinkType::ETHERNET, CtState::Established, false),
         ];
         let (mut one_by_one, mut apart, mut quiet) = (Tally::default(), Tally::default(), QuietCounts::default());
         apart.tracked(LinkType::RAW, CtState::Invalid);
         one_by_one.tracked(LinkType::RAW, CtState::Invalid);
-        for (linktype, ct_state) in frames {
+        for (linktype, ct_state, created) in frames {
             one_by_one.tracked(linktype, ct_state);
-            quiet.add(linktype, ct_state);
+            if created {
+                one_by_one.created();
+            }
+            quiet.add(linktype, ct_state, created);
         }
         assert_eq!(quiet.frames(), 3);
         apart.add_quiet(&quiet);
@@ -233,9 +247,12 @@ mod tests {
         one_by_one.fill(&mut a);
         apart.fill(&mut b);
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
-        assert_eq!((b.frames, b.tcp_packets, b.link_types["EN10MB (1)"]), (4, 4, 2));
+        assert_eq!((b.frames, b.tcp_packets, b.flows, b.link_types["EN10MB (1)"]), (4, 4, 1, 2));
         quiet.clear();
         assert_eq!(quiet.frames(), 0);
+        apart.add_quiet(&quiet);
+        apart.fill(&mut b);
+        assert_eq!(b.flows, 1, "cleared counts add no flow");
     }
 
     #[test]
