@@ -168,7 +168,7 @@ impl Conntrack {
     /// ([`table::Table::shown_ended_unseen`]). A report follows only the flows of shown entries
     /// and of shown packets that had none; until then, the former are all still in the table
     /// or were ended by a packet the report saw, and there are none of the latter.
-    fn creations_end_no_followed_flow(&self) -> bool {
+    pub fn creations_end_no_followed_flow(&self) -> bool {
         !self.shown_entryless && !self.table.shown_ended_unseen()
     }
 
