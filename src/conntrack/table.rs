@@ -332,9 +332,9 @@ impl Table {
     }
 
     /// Whether an entry a report has shown has ever left the table by expiry or eviction, where
-    /// no packet of its own told the report. Until then, a report follows only entries that
-    /// are in the table or that a packet it was shown ended, so a packet that creates an entry
-    /// of a tuple ends no flow the report follows (the engine may hold it back, `Detail::Quiet`).
+    /// no packet of its own told the report. Until then, every entry a report follows is in the
+    /// table or was ended by a packet the report was shown: one of the two conditions under
+    /// which a packet that creates an entry may be held back (`Conntrack::creations_end_no_followed_flow`).
     pub fn shown_ended_unseen(&self) -> bool {
         self.shown_ended_unseen
     }
