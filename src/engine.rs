@@ -527,10 +527,8 @@ impl Judges {
         }
         // The same frames are quiet when compared kernels agree on them (the main table gave
         // its whole verdict, since it could not know they would).
-        let met_unshown = verdict.entry.is_some() && log_before.is_some_and(|l| !l.shown);
-        let created = verdict.state_before.is_none() && verdict.replaced.is_none() && self.main.creations_end_no_followed_flow();
-        if self.quiet && verdict.action == Action::Accept && (met_unshown || created) {
-            return Judgement::Quiet { ct_state: verdict.ct_state, created };
+        if self.quiet && self.main.is_quiet(&verdict, log_before.as_ref()) {
+            return Judgement::Quiet { ct_state: verdict.ct_state, created: verdict.entry.is_none() };
         }
         Judgement::Shown(Judged { kernels, verdict, after, log: None })
     }

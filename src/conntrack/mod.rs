@@ -168,8 +168,19 @@ impl Conntrack {
     /// ([`table::Table::shown_ended_unseen`]). A report follows only the flows of shown entries
     /// and of shown packets that had none; until then, the former are all still in the table
     /// or were ended by a packet the report saw, and there are none of the latter.
-    pub fn creations_end_no_followed_flow(&self) -> bool {
+    fn creations_end_no_followed_flow(&self) -> bool {
         !self.shown_entryless && !self.table.shown_ended_unseen()
+    }
+
+    /// Whether a packet whose whole verdict is `v` is one [`Detail::Quiet`] leaves out, given
+    /// the log of the entry it met as it was before it ([`Conntrack::take_log_before`]): the
+    /// same rule, for a caller that needed the whole verdict anyway (compared kernels, which
+    /// then agreed on it).
+    pub fn is_quiet(&self, v: &Verdict, log_before: Option<&EntryLog>) -> bool {
+        let plain = v.action == Action::Accept && v.reason.is_none();
+        let met_unshown = v.entry.is_some() && log_before.is_some_and(|log| !log.shown);
+        let created = v.state_before.is_none() && v.replaced.is_none() && self.creations_end_no_followed_flow();
+        plain && (met_unshown || created)
     }
 
     pub fn profile(&self) -> &Profile {

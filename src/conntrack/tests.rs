@@ -691,7 +691,13 @@ fn less_detail_leaves_out_only_the_verdicts_of_plain_acceptances() {
                 let log_before = full.ct.take_log_before();
                 let plain_acceptance = v.action == Action::Accept && v.reason.is_none();
                 let plain_creation = plain_acceptance && v.state_before.is_none() && v.replaced.is_none();
-                match lean.send_detailed(s, detail) {
+                let tracked = lean.send_detailed(s, detail);
+                if detail == Detail::Quiet {
+                    // The same rule, applied to the whole verdict.
+                    let plain = matches!(tracked, Tracked::Plain { .. });
+                    assert_eq!(full.ct.is_quiet(&v, log_before.as_ref()), plain, "{what}");
+                }
+                match tracked {
                     Tracked::Plain { ct_state, dir, state_after, created } => {
                         plain += 1;
                         assert!(plain_acceptance, "{what}");
