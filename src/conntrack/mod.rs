@@ -261,12 +261,10 @@ impl Conntrack {
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
             let v = self.track_new(p, k, None);
-            let plain = detail == Detail::Quiet
-                && v.action == Action::Accept
-                && v.reason.is_none()
-                && self.creations_end_no_followed_flow();
-            return match (plain, v.state_after) {
-                (true, Some(state_after)) => Tracked::Plain { ct_state: v.ct_state, dir: Dir::Original, state_after, created: true },
+            return match v.state_after {
+                Some(state_after) if detail == Detail::Quiet && self.is_quiet(&v, None) => {
+                    Tracked::Plain { ct_state: v.ct_state, dir: Dir::Original, state_after, created: true }
+                }
                 _ => Tracked::Full(v),
             };
         };
