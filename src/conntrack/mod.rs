@@ -154,11 +154,10 @@ impl Conntrack {
     /// Marks the entry the last tracked packet met or created (if it is still there) as shown
     /// by a report ([`EntryLog::shown`]).
     pub fn show_entry(&mut self) {
-        match self.met.and_then(|h| self.table.log_mut(h)) {
-            Some(log) => log.shown = true,
-            // It met no entry, or ended the one it met: a report may now follow a flow of its
-            // tuple that no entry in the table stands for.
-            None => self.shown_entryless = true,
+        // It met no entry, or ended the one it met: a report may now follow a flow of its tuple
+        // that no entry in the table stands for.
+        if !self.met.is_some_and(|h| self.table.show(h)) {
+            self.shown_entryless = true;
         }
     }
 

@@ -134,6 +134,9 @@ struct Upkeep {
     live: bool,
     assured: bool,
     closing: bool,
+    /// A report has shown the entry ([`Table::show`]): the [`EntryLog::shown`] mark, here so
+    /// that a sweep can tell without reading the log.
+    shown: bool,
 }
 
 impl Upkeep {
@@ -146,6 +149,7 @@ impl Upkeep {
             live: true,
             assured: entry.assured,
             closing: entry.tcp.state.is_closing(),
+            shown: false,
         }
     }
 }
@@ -325,10 +329,19 @@ impl Table {
     /// Removes an entry that no packet of its own ends (it expired, or is evicted), noting
     /// whether a report was following it.
     fn end_unseen(&mut self, h: Handle) {
-        if self.logs.get(h as usize).is_some_and(|log| log.shown) {
+        if self.upkeep[h as usize].shown {
             self.shown_ended_unseen = true;
         }
         self.remove(h);
+    }
+
+    /// Marks a live entry as shown by a report ([`EntryLog::shown`]); false, marking nothing,
+    /// when the table keeps no logs.
+    pub fn show(&mut self, h: Handle) -> bool {
+        let Some(log) = self.logs.get_mut(h as usize) else { return false };
+        log.shown = true;
+        self.upkeep[h as usize].shown = true;
+        true
     }
 
     /// Whether an entry a report has shown has ever left the table by expiry or eviction, where
