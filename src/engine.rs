@@ -407,7 +407,7 @@ impl Front {
         let seq = self.frames;
         self.frames += 1;
         let key_hash = match &decoded {
-            Decoded::Tcp(Segment { tuple, .. }) | Decoded::TcpUnreadable { tuple: Some(tuple), .. } => FlowKey::of(tuple).hash32(),
+            Decoded::Tcp(Segment { tuple, .. }) | Decoded::TcpUnreadable { tuple: Some(tuple), .. } => FlowKey::hash_of(tuple),
             _ => 0,
         };
         Prepared { decoded, ct_ts, clock: self.clock, hook, cut_short, seq, key_hash }

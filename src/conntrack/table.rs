@@ -21,10 +21,8 @@ use crate::capture::Timestamp;
 use crate::decode::Tuple;
 use crate::history::EntryLog;
 use crate::wheel::Wheel;
-use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 /// A connection's identity regardless of direction: its two endpoints in a fixed order.
@@ -43,12 +41,6 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn of(t: &Tuple) -> FlowKey {
-        fn wide(a: IpAddr) -> u128 {
-            match a {
-                IpAddr::V4(v4) => u32::from(v4).into(),
-                IpAddr::V6(v6) => v6.into(),
-            }
-        }
         let src = (wide(t.src), t.sport);
         let dst = (wide(t.dst), t.dport);
         let src_is_lower = src <= dst;
@@ -66,24 +58,54 @@ impl FlowKey {
 
     /// The table's hash of the key, folded to 32 bits (all the index keeps of it).
     pub fn hash32(&self) -> u32 {
-        let h = FixedState::default().hash_one(self);
-        (h ^ (h >> 32)) as u32
+        let [lo_high, lo_low, hi_high, hi_low, ports] = self.words;
+        let v6 = ports & 1 == 1;
+        let lo = endpoint_hash((u128::from(lo_high) << 64) | u128::from(lo_low), (ports >> 32) as u16, v6);
+        let hi = endpoint_hash((u128::from(hi_high) << 64) | u128::from(hi_low), (ports >> 16) as u16, v6);
+        fold32(lo.wrapping_add(hi))
     }
+
+    /// [`FlowKey::hash32`] of a tuple's key, without building the key: every packet needs its
+    /// hash (to pick a tracker and to probe the table), few need the key itself.
+    pub fn hash_of(t: &Tuple) -> u32 {
+        let v6 = t.src.is_ipv6() || t.dst.is_ipv6();
+        // The sum of the two endpoints' hashes does not depend on which end is which.
+        fold32(endpoint_hash(wide(t.src), t.sport, v6).wrapping_add(endpoint_hash(wide(t.dst), t.dport, v6)))
+    }
+}
+
+/// An address as a 128-bit number; IPv4 zero-extended.
+fn wide(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u32::from(v4).into(),
+        IpAddr::V6(v6) => v6.into(),
+    }
+}
+
+/// One end of a connection, hashed to 64 well-mixed bits: its address's two halves and its
+/// port go through one 64×64→128-bit multiply, whose halves are folded together (the mixing
+/// step of foldhash). Summed over both ends, the hash is the same for a tuple and its reverse
+/// without putting the ends in order first, which costs more than the hash on every packet.
+fn endpoint_hash(addr: u128, port: u16, v6: bool) -> u64 {
+    /// Odd 64-bit constants with mixed bits (from the fractional part of pi).
+    const SEED: u64 = 0x243f_6a88_85a3_08d3;
+    const MULTIPLIER: u64 = 0x1319_8a2e_0370_7345;
+    const FAMILY: u64 = 0xa409_3822_299f_31d0;
+    // An IPv4 address and its port fit in 48 bits whole; an IPv6 address is folded to 64.
+    let value = (addr as u64) ^ ((addr >> 64) as u64).rotate_left(17) ^ (u64::from(port) << 32) ^ if v6 { FAMILY } else { 0 };
+    let product = u128::from(value ^ SEED) * u128::from(MULTIPLIER);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// A 64-bit hash folded to the 32 bits an [`Indexed`] keeps.
+fn fold32(h: u64) -> u32 {
+    (h ^ (h >> 32)) as u32
 }
 
 impl PartialEq for FlowKey {
     // Branch-free: the derived comparison of the array calls memcmp.
     fn eq(&self, other: &FlowKey) -> bool {
         self.words.iter().zip(&other.words).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
-    }
-}
-
-impl Hash for FlowKey {
-    // Five fixed-size words; the derived impl would hash the array as a length-prefixed slice.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for w in self.words {
-            state.write_u64(w);
-        }
     }
 }
 
@@ -97,12 +119,12 @@ pub struct Keyed {
 
 impl Keyed {
     pub fn of(tuple: &Tuple) -> Keyed {
-        Keyed { tuple: *tuple, hash: FlowKey::of(tuple).hash32() }
+        Keyed { tuple: *tuple, hash: FlowKey::hash_of(tuple) }
     }
 
     /// [`Keyed::of`] with the hash worked out already ([`FlowKey::hash32`] of the tuple's key).
     pub fn with_hash(tuple: &Tuple, hash: u32) -> Keyed {
-        debug_assert_eq!(hash, FlowKey::of(tuple).hash32(), "the hash of the tuple's key");
+        debug_assert_eq!(hash, FlowKey::hash_of(tuple), "the hash of the tuple's key");
         Keyed { tuple: *tuple, hash }
     }
 }
@@ -621,6 +643,24 @@ mod tests {
         // Swapping only the ports is another connection.
         let swapped = Tuple { sport: t.dport, dport: t.sport, ..t };
         assert_ne!(FlowKey::of(&t), FlowKey::of(&swapped));
+    }
+
+    #[test]
+    fn a_tuples_hash_is_its_keys_both_ways() {
+        let v4 = tuple(40000);
+        let v6 = Tuple { src: "2001:db8::1".parse().unwrap(), dst: "2001:db8::2".parse().unwrap(), ..v4 };
+        let mixed = Tuple { dst: "2001:db8::2".parse().unwrap(), ..v4 };
+        let mapped = Tuple { src: "::a00:1".parse().unwrap(), dst: "::a00:2".parse().unwrap(), ..v4 };
+        let looped = Tuple { dst: v4.src, dport: v4.sport, ..v4 };
+        for t in [v4, v6, mixed, mapped, looped] {
+            assert_eq!(FlowKey::hash_of(&t), FlowKey::of(&t).hash32(), "{t}");
+            assert_eq!(FlowKey::hash_of(&t.reversed()), FlowKey::hash_of(&t), "{t}");
+        }
+        // Another port, the ports swapped, the same numbers in the other family: other hashes.
+        let others = [tuple(40001), Tuple { sport: v4.dport, dport: v4.sport, ..v4 }, mapped];
+        for other in others {
+            assert_ne!(FlowKey::hash_of(&other), FlowKey::hash_of(&v4), "{other}");
+        }
     }
 
     #[test]
