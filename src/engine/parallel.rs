@@ -77,11 +77,16 @@ struct Batch {
     /// The positions of the items no tracker judges (input errors, frames conntrack never
     /// sees), which the merger hands over itself.
     unrouted: Vec<u32>,
+    /// The input errors, which [`Item::Error`] refers to.
+    errors: Vec<CaptureError>,
 }
 
+/// A frame or an input error. Plain data, so that a spent batch is cleared without visiting
+/// its items: the error, which owns its message, is kept apart.
 enum Item {
     Frame { meta: FrameMeta, data: Range<usize>, prepared: Prepared },
-    Error(CaptureError),
+    /// The position of the error in [`Batch::errors`].
+    Error(u32),
 }
 
 impl Batch {
@@ -91,6 +96,7 @@ impl Batch {
             items: Vec::with_capacity(BATCH_FRAMES),
             routes: vec![Vec::with_capacity(BATCH_FRAMES); trackers],
             unrouted: Vec::new(),
+            errors: Vec::new(),
         }
     }
 
@@ -99,6 +105,7 @@ impl Batch {
         self.items.clear();
         self.routes.iter_mut().for_each(Vec::clear);
         self.unrouted.clear();
+        self.errors.clear();
     }
 
     /// The capture's conntrack clock after the frame at `at`.
@@ -133,7 +140,8 @@ impl Batch {
     /// Adds an input error, which the merger hands over in its place.
     fn push_error(&mut self, e: CaptureError) {
         self.unrouted.push(self.items.len() as u32);
-        self.items.push(Item::Error(e));
+        self.items.push(Item::Error(self.errors.len() as u32));
+        self.errors.push(e);
     }
 }
 
@@ -347,9 +355,9 @@ fn hand_over(report: &mut Report<'_>, batch: &Batch, verdicts: &mut [Verdicts]) 
                 unrouted.next();
                 report.judged(*meta, &batch.bytes[data.clone()], prepared, Judgement::Shown(Judged::skipped()))?;
             }
-            (Item::Error(e), None) => {
+            (&Item::Error(e), None) => {
                 unrouted.next();
-                report.error(e)?;
+                report.error(&batch.errors[e as usize])?;
             }
             (Item::Error(_), Some(_)) => unreachable!("input errors are not routed"),
         }
