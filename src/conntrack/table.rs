@@ -447,10 +447,17 @@ impl Table {
     /// Removes the entries that expired before `now`'s second began. Each second of capture
     /// time is swept once; an entry is met here about once per timeout it outlives, so the
     /// cost per packet is amortised O(1). (Lookups judge expiry to the nanosecond anyway.)
+    #[inline]
     pub fn sweep(&mut self, now: Timestamp) {
-        if !self.deadlines.has_past_seconds(now) {
-            return; // most packets: still in the second last swept
+        // Most packets come within the second last swept: checked where the packet is judged,
+        // since a call only to find that cost as much again as the check.
+        if self.deadlines.has_past_seconds(now) {
+            self.sweep_past_seconds(now);
         }
+    }
+
+    #[inline(never)]
+    fn sweep_past_seconds(&mut self, now: Timestamp) {
         let mut due = std::mem::take(&mut self.due);
         self.deadlines.take_past_seconds(now, &mut due);
         self.settle(&mut due, now);
