@@ -20,13 +20,17 @@ pub struct Wheel<R> {
     /// Every second before this one has been taken out (`None` before the first sweep). A
     /// deadline filed in a second already taken waits in this one.
     cursor: Option<i64>,
+    /// The first instant of the second after the cursor's, from which on there are seconds to
+    /// take (`i64::MIN` before the first sweep): asked on every packet, a comparison where
+    /// working out the second of `now` was a division.
+    next_second: i64,
     /// Filings held.
     len: usize,
 }
 
 impl<R> Default for Wheel<R> {
     fn default() -> Wheel<R> {
-        Wheel { buckets: (0..WHEEL_SECONDS).map(|_| Vec::new()).collect(), cursor: None, len: 0 }
+        Wheel { buckets: (0..WHEEL_SECONDS).map(|_| Vec::new()).collect(), cursor: None, next_second: i64::MIN, len: 0 }
     }
 }
 
@@ -63,7 +67,7 @@ impl<R> Wheel<R> {
     /// Whether [`Wheel::take_past_seconds`] has anything to do.
     #[inline]
     pub fn has_past_seconds(&self, now: Timestamp) -> bool {
-        self.cursor.is_none_or(|cursor| second_of(now) > cursor)
+        now.0 >= self.next_second
     }
 
     /// Moves the filings of every second before `now`'s into `out`.
@@ -84,6 +88,9 @@ impl<R> Wheel<R> {
             }
         }
         self.cursor = Some(target);
+        // Saturated at the end of time, where it may say yes once too often (the last second
+        // has no successor); taking then finds nothing to do.
+        self.next_second = (target + 1).saturating_mul(NS_PER_SEC);
     }
 
     /// Moves the filings of `now`'s own second that are due by `now` into `out`. (Sweeping
@@ -158,6 +165,24 @@ mod tests {
         taken.sort();
         assert_eq!(taken, ['c', 'f']);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn past_seconds_are_there_exactly_when_a_second_has_passed() {
+        let mut w: Wheel<u32> = Wheel::default();
+        let mut out = Vec::new();
+        assert!(w.has_past_seconds(Timestamp(i64::MIN)), "before the first sweep");
+        for cursor in [-3 * NS_PER_SEC - 1, -1, 0, 7 * NS_PER_SEC + 999_999_999, 8 * NS_PER_SEC] {
+            w.take_past_seconds(Timestamp(cursor), &mut out);
+            let swept = second_of(Timestamp(cursor));
+            for delta in [-NS_PER_SEC, -1, 0, 1, NS_PER_SEC - 1, NS_PER_SEC, 2 * NS_PER_SEC] {
+                let now = Timestamp(cursor + delta);
+                assert_eq!(w.has_past_seconds(now), second_of(now) > swept, "swept to {cursor}, now {}", now.0);
+            }
+        }
+        // The last second of time has none after it.
+        w.take_past_seconds(Timestamp(i64::MAX - 1), &mut out);
+        assert!(!w.has_past_seconds(Timestamp(i64::MAX - 1)));
     }
 
     #[test]
