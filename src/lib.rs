@@ -27,6 +27,7 @@ pub mod decode;
 pub mod engine;
 pub mod history;
 pub mod report;
+pub mod slot_index;
 pub mod synth;
 pub mod verdict;
 pub mod whatif;

@@ -25,7 +25,7 @@ use profile::Profile;
 use state::{Dir, TcpState};
 use sysctl::Sysctls;
 use table::Table;
-pub use table::{FlowKey, Indexed, Keyed};
+pub use table::{FlowKey, Keyed};
 pub use tracker::Hook;
 use tracker::{Config, Handled, NewEntry};
 

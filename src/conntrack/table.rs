@@ -21,7 +21,7 @@ use crate::capture::Timestamp;
 use crate::decode::Tuple;
 use crate::history::EntryLog;
 use crate::wheel::Wheel;
-use hashbrown::HashTable;
+use crate::slot_index::SlotIndex;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
@@ -97,7 +97,7 @@ fn endpoint_hash(addr: u128, port: u16, v6: bool) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// A 64-bit hash folded to the 32 bits an [`Indexed`] keeps.
+/// A 64-bit hash folded to the 32 bits an [`crate::slot_index::Indexed`] keeps.
 fn fold32(h: u64) -> u32 {
     (h ^ (h >> 32)) as u32
 }
@@ -141,7 +141,7 @@ struct Ref {
 }
 
 /// What the table's upkeep needs to know of a slot, kept apart from the slots in a dense array
-/// (32 bytes a slot against 208). Sweeping deadlines and trimming the eviction queues mostly
+/// (32 bytes a slot against 152). Sweeping deadlines and trimming the eviction queues mostly
 /// meet entries that no packet has touched for minutes: read from the slots, each of those was a
 /// cache miss; here many share a cache line. Mirrors the entry's fields as of the last
 /// [`Table::insert_keyed`] or [`Table::touched`].
@@ -176,27 +176,10 @@ impl Upkeep {
     }
 }
 
-/// What an index of things kept in slots holds (the table's entries, the reports' flows): a
-/// slot, and its key's [`FlowKey::hash32`], so that probing and growing the index never read
-/// the slots. At 8 bytes an entry, the index of a large table stays in the CPU's caches; the
-/// slots (208 bytes each here) are read once per lookup.
-#[derive(Clone, Copy, Debug)]
-pub struct Indexed {
-    pub slot: u32,
-    pub hash: u32,
-}
-
-impl Indexed {
-    /// The 64-bit hash a hashbrown table of these works with: it takes the bucket from the low
-    /// bits and a tag from the top seven, so the 32 bits go to both halves.
-    pub fn wide(hash: u32) -> u64 {
-        (u64::from(hash) << 32) | u64::from(hash)
-    }
-}
-
 /// All entries, live or expired but not yet swept.
 pub struct Table {
-    index: HashTable<Indexed>,
+    /// Each live entry's slot, by its key's [`FlowKey::hash32`].
+    index: SlotIndex,
     /// The entries, each live while its [`Upkeep::live`]; a free slot keeps what was left of
     /// its last entry. An entry's key is not stored: it is its ORIGINAL tuple's, computed again
     /// where it is needed (a few instructions), which keeps the slots 40 bytes smaller — with
@@ -228,7 +211,7 @@ pub struct Table {
 impl Default for Table {
     fn default() -> Table {
         Table {
-            index: HashTable::new(),
+            index: SlotIndex::new(),
             slots: Vec::new(),
             upkeep: Vec::new(),
             logs: Vec::new(),
@@ -294,14 +277,12 @@ impl Table {
     /// The entry whose ORIGINAL tuple is the packet's tuple or its reverse, and the packet's
     /// direction. The entries' tuples are compared as they are: cheaper than working out their
     /// keys, and the same test (one key stands for a tuple and its reverse, nothing else).
+    #[inline]
     fn find(&self, k: &Keyed) -> Option<(Handle, Dir)> {
         let slots = &self.slots;
         let mut dir = Dir::Original;
-        let found = self.index.find(Indexed::wide(k.hash), |i| {
-            if i.hash != k.hash {
-                return false;
-            }
-            let original = &slots[i.slot as usize].tuple;
+        let found = self.index.find(k.hash, |slot| {
+            let original = &slots[slot as usize].tuple;
             // A tuple that is its own reverse (same address and port at both ends) is ORIGINAL.
             if *original == k.tuple {
                 dir = Dir::Original;
@@ -312,7 +293,7 @@ impl Table {
             }
             true
         })?;
-        Some((found.slot, dir))
+        Some((found, dir))
     }
 
     /// The entry for a tuple in either direction, expired or not, without changing anything.
@@ -342,9 +323,7 @@ impl Table {
         let upkeep = &mut self.upkeep[h as usize];
         debug_assert!(upkeep.live, "handle of a live entry");
         upkeep.live = false;
-        if let Ok(indexed) = self.index.find_entry(Indexed::wide(upkeep.hash), |i| i.slot == h) {
-            indexed.remove();
-        }
+        self.index.remove(upkeep.hash, h);
         self.free.push(h);
     }
 
@@ -411,7 +390,7 @@ impl Table {
                 (self.slots.len() - 1) as Handle
             }
         };
-        self.index.insert_unique(Indexed::wide(hash), Indexed { slot: h, hash }, |i| Indexed::wide(i.hash));
+        self.index.insert(hash, h);
         let r = Ref { serial, slot: h };
         self.deadlines.file(expires, r);
         self.unassured.push(created, r, &self.upkeep);

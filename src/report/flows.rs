@@ -18,12 +18,12 @@
 
 use crate::capture::Timestamp;
 use crate::conntrack::state::{Dir, TcpState};
-use crate::conntrack::{FlowKey, Indexed};
+use crate::conntrack::FlowKey;
+use crate::slot_index::SlotIndex;
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::history::{self, EntryLog};
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
-use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Serialize, Serializer};
 use crate::wheel::{Wheel, second_is_over};
 use std::collections::BTreeMap;
@@ -555,7 +555,7 @@ pub struct FlowTracker {
     /// the caches; the key is compared in the slot ([`Flow::key`]), whose hot line the packet
     /// then touches anyway.
     /// (Nothing depends on the index's order: eviction and the final flush sort.)
-    index: HashTable<Indexed>,
+    index: SlotIndex,
     slots: Slots,
     cap: usize,
     /// Emit every flow, not only the notable ones (`--all`).
@@ -582,7 +582,7 @@ impl FlowTracker {
     /// every flow; otherwise only those with a notable packet become records.
     pub fn new(cap: usize, all: bool) -> Self {
         FlowTracker {
-            index: HashTable::new(),
+            index: SlotIndex::new(),
             slots: Slots::default(),
             cap: cap.max(1),
             all,
@@ -613,29 +613,29 @@ impl FlowTracker {
         let key = FlowKey::of(&seg.tuple);
         let hash = key.hash32();
         let slots = &self.slots;
-        let entry = self.index.entry(Indexed::wide(hash), |i| i.hash == hash && slots.get(i.slot).key == key, |i| Indexed::wide(i.hash));
-        let entry = match entry {
-            Entry::Occupied(entry) => {
-                let flow = self.slots.get_mut(entry.get().slot);
+        let slot = match self.index.find(hash, |slot| slots.get(slot).key == key) {
+            Some(slot) => {
+                let flow = self.slots.get_mut(slot);
                 if !flow.goes_on(b) {
                     // The tuple has another entry now: the one followed so far is over.
                     let reopened = obs.verdict.replaced.as_ref().is_some_and(|r| Some(r.created_frame.into()) == flow.hot.created_frame);
                     let ended = if reopened { Ended::Reopened } else { Ended::Expired };
                     if !follow {
-                        self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
+                        self.index.remove(hash, slot);
+                        self.slots.remove(slot).emit(ended, all, done);
                         return;
                     }
                     std::mem::replace(flow, Flow::start(obs, seg, b, clock)).emit(ended, all, done);
                 }
-                entry
+                slot
             }
-            Entry::Vacant(_) if !follow => return,
-            Entry::Vacant(entry) => {
+            None if !follow => return,
+            None => {
                 let slot = self.slots.insert(Flow::start(obs, seg, b, clock));
-                entry.insert(Indexed { slot, hash })
+                self.index.insert(hash, slot);
+                slot
             }
         };
-        let slot = entry.get().slot;
         let flow = self.slots.get_mut(slot);
         flow.add(obs, seg, b, clock);
         let lowered = flow.expires.filter(|&e| e < flow.filed);
@@ -646,7 +646,8 @@ impl FlowTracker {
 
         if let Some(ended) = deleted_by(obs, seg) {
             // Nothing can belong to a deleted entry any more: emit it now rather than hold it.
-            self.slots.remove(entry.remove().0.slot).emit(ended, all, done);
+            self.index.remove(hash, slot);
+            self.slots.remove(slot).emit(ended, all, done);
         } else if self.index.len() > self.cap {
             self.evict(done);
         }
@@ -737,8 +738,8 @@ impl FlowTracker {
     /// Takes an open flow out of its slot and the index, found by its slot (not by a packet).
     fn close(&mut self, slot: u32) -> Flow {
         let flow = self.slots.remove(slot);
-        let indexed = self.index.find_entry(Indexed::wide(flow.key.hash32()), |i| i.slot == slot);
-        indexed.expect("an open flow is indexed under its key").remove();
+        let indexed = self.index.remove(flow.key.hash32(), slot);
+        assert!(indexed, "an open flow is indexed under its key");
         flow
     }
 
@@ -746,7 +747,7 @@ impl FlowTracker {
     /// first met them.
     pub fn finish(&mut self) -> Vec<FlowRecord> {
         let all = self.all;
-        self.index = HashTable::new(); // freed before the records are built
+        self.index = SlotIndex::new(); // freed before the records are built
         let slots = std::mem::take(&mut self.slots);
         let mut open: Vec<Flow> = slots.flows.into_iter().flatten().filter(|f| f.shown(all)).collect();
         open.sort_unstable_by_key(|f| f.cold.born);
