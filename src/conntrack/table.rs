@@ -400,6 +400,7 @@ impl Table {
 
     /// Tells the table that the handler has run on an entry at `now`: it may have a new expiry
     /// (earlier than filed, e.g. a lowered timeout) or have begun to close.
+    #[inline]
     pub fn touched(&mut self, h: Handle, was_closing: bool, now: Timestamp) {
         let e = self.entry(h);
         let (expires, assured, closing_now) = (e.expires, e.assured, e.tcp.state.is_closing());
@@ -407,20 +408,28 @@ impl Table {
         upkeep.expires = expires;
         upkeep.assured = assured;
         upkeep.closing = closing_now;
+        let refile = expires < upkeep.filed;
+        let began_closing = closing_now && !was_closing;
+        // Most packets do neither: checked where the packet is judged, the filing called for.
+        if refile || began_closing {
+            self.queue(h, refile, began_closing, now);
+        }
+    }
+
+    /// Files a touched entry again under its lowered expiry, and queues it as closing since
+    /// `now`, as [`Table::touched`] found it needs.
+    #[inline(never)]
+    fn queue(&mut self, h: Handle, refile: bool, began_closing: bool, now: Timestamp) {
+        let upkeep = &mut self.upkeep[h as usize];
         let r = Ref { serial: upkeep.serial, slot: h };
-        let mut grew = false;
-        if expires < upkeep.filed {
-            upkeep.filed = expires;
-            self.deadlines.file(expires, r);
-            grew = true;
+        if refile {
+            upkeep.filed = upkeep.expires;
+            self.deadlines.file(upkeep.expires, r);
         }
-        if closing_now && !was_closing {
+        if began_closing {
             self.closing.push(now, r, &self.upkeep);
-            grew = true;
         }
-        if grew {
-            self.compact();
-        }
+        self.compact();
     }
 
     /// Removes the entries that expired before `now`'s second began. Each second of capture
