@@ -280,14 +280,18 @@ impl Conntrack {
             self.met = Some(h);
         }
         let e = self.table.entry_mut(h);
-        let before = e.info(dir);
         if let Some(r) = tracker::header_error(&cfg, p.seg, p.hook) {
+            let before = e.info(dir);
             self.keep_log_before(h);
             return Tracked::Full(invalid(r, Some(dir), Some(before)).expiring(Some(before.expires)));
         }
         // ctinfo is decided at lookup time, before the handler runs.
         let ct_state = if dir == Dir::Reply || e.seen_reply { CtState::Established } else { CtState::New };
         let old_state = e.tcp.state;
+        // The entry as the packet met it goes only into the verdicts of packets that are not
+        // plain: of what it shows, the handler changes only the state, ASSURED and the expiry.
+        let (assured, expires) = (e.assured, e.expires);
+        let before = |e: &Entry| EntryInfo { state: old_state, assured, expires, ..e.info(dir) };
         let handled = tracker::tcp_packet(&cfg, e, p.seg, dir, p.ts);
         let plain = plain_if_accepted && matches!(handled, Handled::Accepted { .. });
         if !plain {
@@ -297,17 +301,19 @@ impl Conntrack {
         let (action, reason) = match handled {
             Handled::Repeat => {
                 // Reopen: the old entry goes, the packet is looked up again from scratch.
+                let before = before(self.table.entry(h));
                 self.remove(h);
                 return Tracked::Full(self.track_new(p, k, Some(before)));
             }
             Handled::Invalid(r) => {
                 // The handler may have lowered the entry's timeout.
                 self.table.touched(h, old_state.is_closing(), p.ts);
-                let expires = self.table.entry(h).expires;
-                return Tracked::Full(invalid(r, Some(dir), Some(before)).expiring(Some(expires)));
+                let e = self.table.entry(h);
+                return Tracked::Full(invalid(r, Some(dir), Some(before(e))).expiring(Some(e.expires)));
             }
             Handled::DropAndKill(r) => {
                 // 2.6.18's out-of-sync kill: the entry goes and the packet is dropped.
+                let before = before(self.table.entry(h));
                 self.remove(h);
                 let v = invalid(r, Some(dir), Some(before));
                 return Tracked::Full(Verdict { action: Action::Drop, state_after: None, ..v });
@@ -315,7 +321,8 @@ impl Conntrack {
             Handled::Ignored(r) => (Action::Ignore, Some(Box::new(r))),
             Handled::Accepted { delete_entry } => {
                 if delete_entry {
-                    let state_after = self.table.entry(h).tcp.state;
+                    let e = self.table.entry(h);
+                    let (state_after, before) = (e.tcp.state, before(e));
                     self.remove(h);
                     if plain {
                         return Tracked::Plain { ct_state, dir, state_after, created: false };
@@ -326,6 +333,8 @@ impl Conntrack {
             }
         };
         let e = self.table.entry_mut(h);
+        // Taken before the packet's own marks below: the entry as it met it.
+        let met = (!plain).then(|| before(e));
         if dir == Dir::Reply {
             e.seen_reply = true;
         }
@@ -335,9 +344,9 @@ impl Conntrack {
         }
         let expires = Some(e.expires);
         self.table.touched(h, old_state.is_closing(), p.ts);
-        if plain {
+        let Some(before) = met else {
             return Tracked::Plain { ct_state, dir, state_after, created: false };
-        }
+        };
         Tracked::Full(Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) })
     }
 

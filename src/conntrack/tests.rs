@@ -671,6 +671,33 @@ fn eventful_conversation() -> Vec<Segment> {
     ]
 }
 
+/// A verdict shows the entry as the packet met it, as a snapshot taken just before would (state,
+/// ASSURED, expiry and the rest), whatever the handler did to it then: accepted, INVALID, INVALID
+/// with the timeout lowered, reopened, closed by an RST.
+#[test]
+fn a_verdict_shows_the_entry_as_the_packet_met_it() {
+    let mut conversation = eventful_conversation();
+    // The reopened connection established, then two FINs acknowledging unsent data (the second
+    // lowers the timeout, as in t28), then an RST.
+    conversation.extend([
+        seg(C, S, ".", 900_001, 9001, 64240, 0),
+        seg(S, C, "F.", 9001, 999_999, 65160, 0),
+        seg(C, S, "F.", 900_001, 888_888, 64240, 0),
+        seg(C, S, "R", 900_001, 0, 64240, 0),
+    ]);
+    let mut r = Run::new();
+    let mut lowered = false;
+    for (i, s) in conversation.into_iter().enumerate() {
+        let before = r.ct.snapshot(&s.tuple, r.now).map(|snap| snap.info);
+        let v = r.send(s);
+        let shown = v.entry.or(v.replaced.as_deref().copied());
+        assert_eq!(shown, before, "packet {i}: {v:?}");
+        lowered |= matches!((before, v.expires), (Some(b), Some(after)) if after < b.expires && v.action == Action::Invalid);
+        r.wait(1);
+    }
+    assert!(lowered, "an INVALID packet lowered the timeout");
+}
+
 /// Asked for less detail, a table gives the `ct state` alone exactly where the full verdict is
 /// a plain acceptance on an entry that existed before (and, for [`Detail::Quiet`], that no report
 /// has shown) or, for [`Detail::Quiet`], one that created an entry and replaced none; everything
