@@ -334,7 +334,7 @@ impl Conntrack {
         };
         let e = self.table.entry_mut(h);
         // Taken before the packet's own marks below: the entry as it met it.
-        let met = (!plain).then(|| before(e));
+        let as_met = (!plain).then(|| before(e));
         if dir == Dir::Reply {
             e.seen_reply = true;
         }
@@ -344,7 +344,7 @@ impl Conntrack {
         }
         let expires = Some(e.expires);
         self.table.touched(h, old_state.is_closing(), p.ts);
-        let Some(before) = met else {
+        let Some(before) = as_met else {
             return Tracked::Plain { ct_state, dir, state_after, created: false };
         };
         Tracked::Full(Verdict { action, reason, expires, ..accepted(ct_state, dir, old_state, state_after, before) })

@@ -551,7 +551,7 @@ impl Slots {
 /// Follows every tuple's entries through a run, and emits the flows a report shows.
 pub struct FlowTracker {
     /// The slot of each open flow by connection, both directions one key: a lookup per packet.
-    /// At 8 bytes a flow, the index of [`MAX_ACTIVE_FLOWS`] flows is ~2 MB and mostly stays in
+    /// In 8-byte buckets at most half full, the index of [`MAX_ACTIVE_FLOWS`] flows is 2 MB and mostly stays in
     /// the caches; the key is compared in the slot ([`Flow::key`]), whose hot line the packet
     /// then touches anyway.
     /// (Nothing depends on the index's order: eviction and the final flush sort.)
