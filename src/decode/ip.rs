@@ -31,6 +31,8 @@ impl Addrs {
     }
 
     /// The [`checksum::sum`] of the TCP pseudo-header for a segment of `len` bytes.
+    // Inlined, for the same reason as `checksum::sum` (~15 instructions a segment).
+    #[inline(always)]
     pub fn pseudo_header_sum(self, len: u32) -> u64 {
         let addrs = match self {
             Addrs::V4(s, d) => checksum::sum(&s) + checksum::sum(&d),
