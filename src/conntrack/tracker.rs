@@ -199,6 +199,8 @@ pub enum Handled {
 }
 
 /// `nf_conntrack_tcp_packet` after the header checks and `tcp_new`.
+// Inlined into its three callers in the table's judging (~22 instructions a packet, ~5 kB of code).
+#[inline(always)]
 pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Timestamp) -> Handled {
     let f = cfg.features();
     let index = Index::of(seg.flags);
