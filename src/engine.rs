@@ -501,6 +501,9 @@ impl Judges {
 
     /// Runs one prepared frame through every table (any frame whose [`Prepared::tuple`] is
     /// `Some`).
+    // Inlined into the two loops that judge frames, one thread's and each tracker's (~20
+    // instructions a frame).
+    #[inline(always)]
     fn judge(&mut self, p: &Prepared, meta: FrameMeta) -> Judgement {
         let question = Question::of(p, meta);
         // A packet the compared kernels judge differently is shown in full, so the main table
