@@ -531,7 +531,7 @@ impl Judges {
         // The same frames are quiet when compared kernels agree on them (the main table gave
         // its whole verdict, since it could not know they would).
         if self.quiet && self.main.is_quiet(&verdict, log_before.as_ref()) {
-            return Judgement::Quiet { ct_state: verdict.ct_state, created: verdict.entry.is_none() };
+            return Judgement::Quiet { ct_state: verdict.ct_state, created: verdict.created_entry() };
         }
         Judgement::Shown(Judged { kernels, verdict, after, log: None })
     }

@@ -264,6 +264,12 @@ impl Verdict {
         self.is_invalid() || self.reason.is_some()
     }
 
+    /// The packet created an entry: it met none and was accepted (the entry may have closed at
+    /// once, or replaced an older one of its tuple: see [`Verdict::replaced`]).
+    pub fn created_entry(&self) -> bool {
+        self.action == Action::Accept && self.state_before.is_none()
+    }
+
     /// INVALID as the reports mean it: no entry attached (`ct state invalid`), or dropped by
     /// conntrack itself. Either way the packet does not get through as tracked traffic.
     pub fn is_invalid(&self) -> bool {

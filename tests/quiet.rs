@@ -52,7 +52,7 @@ impl Sink for Frames {
             notable: obs.is_notable(),
             accepted: v.action == Action::Accept,
             entry: v.entry.map(|e| e.created_frame),
-            created: v.action == Action::Accept && v.state_before.is_none(),
+            created: v.created_entry(),
             replaced: v.replaced.is_some(),
         });
         Ok(())

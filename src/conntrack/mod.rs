@@ -178,7 +178,7 @@ impl Conntrack {
     pub fn is_quiet(&self, v: &Verdict, log_before: Option<&EntryLog>) -> bool {
         let plain = v.action == Action::Accept && v.reason.is_none();
         let met_unshown = v.entry.is_some() && log_before.is_some_and(|log| !log.shown);
-        let created = v.state_before.is_none() && v.replaced.is_none() && self.creations_end_no_followed_flow();
+        let created = v.created_entry() && v.replaced.is_none() && self.creations_end_no_followed_flow();
         plain && (met_unshown || created)
     }
 

@@ -717,7 +717,7 @@ fn less_detail_leaves_out_only_the_verdicts_of_plain_acceptances() {
                 let what = format!("{detail:?}, shown at {shown_at:?}, packet {i}: {v:?}");
                 let log_before = full.ct.take_log_before();
                 let plain_acceptance = v.action == Action::Accept && v.reason.is_none();
-                let plain_creation = plain_acceptance && v.state_before.is_none() && v.replaced.is_none();
+                let plain_creation = plain_acceptance && v.created_entry() && v.replaced.is_none();
                 let tracked = lean.send_detailed(s, detail);
                 if detail == Detail::Quiet {
                     // The same rule, applied to the whole verdict.

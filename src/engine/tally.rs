@@ -110,8 +110,7 @@ impl Tally {
             return;
         }
         self.tracked(linktype, v.ct_state);
-        // An entry was created: the packet met none (state_before is empty) and was accepted.
-        if v.action == Action::Accept && v.state_before.is_none() {
+        if v.created_entry() {
             self.created();
         }
         match v.action {

@@ -867,7 +867,7 @@ impl<'a> Timeline<'a> {
         }
         match &v.entry {
             Some(e) => field(&mut s, "entry met", &entry_words(e, r.ts, self.creator(e))),
-            None if v.state_before.is_none() && v.action == Action::Accept => {
+            None if v.created_entry() => {
                 field(&mut s, "entry", "none: this packet created it")
             }
             None => field(&mut s, "entry met", "none: no entry existed for this tuple"),

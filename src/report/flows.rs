@@ -471,7 +471,7 @@ pub(crate) fn belongs(obs: &Observation<'_>, seg: &Segment) -> Belongs {
     if let Some(e) = &v.entry {
         let orig = if e.orientation == Dir::Original { seg.tuple } else { seg.tuple.reversed() };
         Belongs::Entry { created: e.created_frame, by: e.created_by, orig, new: false }
-    } else if v.action == Action::Accept && v.state_before.is_none() {
+    } else if v.created_entry() {
         // Only a SYN creates an entry as SYN_SENT; anything else that may is mid-stream pickup.
         let by = if seg.flags.syn() && !seg.flags.ack() { CreatedBy::Syn } else { CreatedBy::Pickup };
         Belongs::Entry { created: obs.frame, by, orig: seg.tuple, new: true }

@@ -213,7 +213,7 @@ pub fn with_entry_logs(mut frames: Vec<TestFrame>) -> Vec<TestFrame> {
         let (Some(seg), v) = (f.segment, &f.verdict) else { continue };
         let created = match &v.entry {
             Some(met) => met.created_frame,
-            None if v.action == Action::Accept && v.state_before.is_none() => {
+            None if v.created_entry() => {
                 logs.insert(f.frame, EntryLog::new(f.seq(), f.ts));
                 f.frame
             }
