@@ -14,9 +14,9 @@
 
 /// What a bucket holds: a slot and the hash of its record's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Indexed {
-    pub slot: u32,
-    pub hash: u32,
+struct Indexed {
+    slot: u32,
+    hash: u32,
 }
 
 /// The slot an empty bucket holds: no table has 2^32 − 1 records.

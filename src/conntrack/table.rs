@@ -105,7 +105,7 @@ fn endpoint_hash(addr: u128, port: u16, v6: bool) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// A 64-bit hash folded to the 32 bits an [`crate::slot_index::Indexed`] keeps.
+/// A 64-bit hash folded to the 32 bits a [`SlotIndex`] keeps.
 fn fold32(h: u64) -> u32 {
     (h ^ (h >> 32)) as u32
 }
