@@ -329,18 +329,18 @@ struct VantageState {
 
 impl VantageState {
     fn hook(&mut self, seg: &Segment) -> Hook {
-        let src = seg.tuple.src;
+        let src = &seg.tuple.src;
         match &self.mode {
             Vantage::Forward => Hook::PreRouting,
             Vantage::Host(addrs) => {
-                if addrs.contains(&src) { Hook::LocalOut } else { Hook::PreRouting }
+                if addrs.contains(src) { Hook::LocalOut } else { Hook::PreRouting }
             }
             Vantage::Auto => {
                 let looks_local = seg.link_direction == Some(LinkDirection::Outbound) || seg.checksum == ChecksumStatus::Partial;
                 if looks_local && self.local.len() < MAX_LOCAL_ADDRESSES {
-                    self.local.insert(src);
+                    self.local.insert(*src);
                 }
-                if self.local.contains(&src) { Hook::LocalOut } else { Hook::PreRouting }
+                if self.local.contains(src) { Hook::LocalOut } else { Hook::PreRouting }
             }
         }
     }
