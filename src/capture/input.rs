@@ -94,22 +94,20 @@ impl Input {
         if let Some(head) = self.head.take() {
             self.src.consume(head.len);
         }
-        let next = match &mut self.format {
-            Format::Legacy(legacy) => legacy.next_record(&mut self.src),
-            Format::Pcapng(pcapng) => pcapng.next_record(&mut self.src, file),
+        let read = match &mut self.format {
+            Format::Legacy(legacy) => legacy.next_record(&mut self.src, &mut self.head),
+            Format::Pcapng(pcapng) => pcapng.next_record(&mut self.src, file).map(|record| self.head = record),
         };
         file.bytes = self.src.offset();
-        match next {
-            Ok(Some(record)) => {
+        match (read, &self.head) {
+            (Ok(()), Some(record)) => {
                 self.frames += 1;
                 file.frames = self.frames;
                 file.bytes += record.len as u64;
-                let ts = record.ts;
-                self.head = Some(record);
-                Ok(Some(ts))
+                Ok(Some(record.ts))
             }
-            Ok(None) => Ok(None),
-            Err(kind) => Err(CaptureError {
+            (Ok(()), None) => Ok(None),
+            (Err(kind), _) => Err(CaptureError {
                 file: file.path.clone(),
                 frame: Some(self.frames + 1),
                 offset: Some(self.src.offset()),

@@ -57,11 +57,17 @@ impl Legacy {
         self.order == ByteOrder::Big
     }
 
-    /// Frames the record at the front of `src` without consuming it; `None` at a clean end.
-    pub fn next_record(&self, src: &mut Source) -> Result<Option<Record>, CaptureErrorKind> {
+    /// Frames the record at the front of `src` into `head` (empty before) without consuming it;
+    /// leaves `head` empty at a clean end.
+    // Written in place and inlined into `Input::advance`: a record returned by value went
+    // through the stack and was read back 16 bytes at a time just after being written 8 bytes
+    // at a time, a load the CPU cannot forward from its store buffer (a fifth of
+    // `CaptureSet::next_frame`'s samples).
+    #[inline(always)]
+    pub fn next_record(&self, src: &mut Source, head: &mut Option<Record>) -> Result<(), CaptureErrorKind> {
         let header_len = self.record_header_len;
         if !src.fill_record(header_len)? {
-            return Ok(None);
+            return Ok(());
         }
         // Check caplen before asking for that many bytes: a garbage length must not make us
         // allocate or read to the end of the file.
@@ -72,16 +78,17 @@ impl Legacy {
         let len = header_len + caplen as usize;
         src.require(len)?;
         // The header's fields, read in place: the record is all there now.
-        let head = src.data();
-        let field = |at| self.order.u32(head, at);
-        Ok(Some(Record {
+        let bytes = src.data();
+        let field = |at| self.order.u32(bytes, at);
+        *head = Some(Record {
             ts: self.timestamp(field(TS_SEC_AT), field(TS_FRAC_AT)),
             linktype: self.linktype,
             orig_len: field(ORIGLEN_AT),
             direction: None,
             data: header_len..len,
             len,
-        }))
+        });
+        Ok(())
     }
 
     /// Seconds are unsigned in the file format, so no date before 1970 and none overflows i64.
