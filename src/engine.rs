@@ -555,7 +555,7 @@ impl Judges {
 /// What every table of [`Judges`] is asked about one prepared frame, worked out once: the
 /// packet and its tuple's key, or the unreadable datagram, or nothing.
 enum Question<'a> {
-    Track(Packet<'a>, Keyed),
+    Track(Packet<'a>, Keyed<'a>),
     Unreadable { tuple: Option<&'a Tuple>, ts: Timestamp },
     Skipped,
 }

@@ -231,14 +231,14 @@ impl Conntrack {
 
     /// [`Conntrack::track`] with the key of the packet's tuple computed already (once for all
     /// the tables that judge it).
-    pub fn track_keyed(&mut self, p: &Packet, k: &Keyed) -> Verdict {
+    pub fn track_keyed(&mut self, p: &Packet, k: &Keyed<'_>) -> Verdict {
         self.track_detailed(p, k, Detail::Full).into_full()
     }
 
     /// [`Conntrack::track_keyed`], giving only the `ct state` of a packet accepted without
     /// comment where `detail` says that is all the caller needs: most packets of a healthy
     /// capture, which then cost no verdict and no copy of their entry's log.
-    pub fn track_detailed(&mut self, p: &Packet, k: &Keyed, detail: Detail) -> Tracked {
+    pub fn track_detailed(&mut self, p: &Packet, k: &Keyed<'_>, detail: Detail) -> Tracked {
         if !self.table.keeps_logs() {
             return self.judge(p, k, detail);
         }
@@ -258,7 +258,7 @@ impl Conntrack {
     // Inlined into both branches of `track_detailed`, its only caller: a call here cost ~23
     // instructions a packet in saving and restoring registers and passing the verdict back.
     #[inline(always)]
-    fn judge(&mut self, p: &Packet, k: &Keyed, detail: Detail) -> Tracked {
+    fn judge(&mut self, p: &Packet, k: &Keyed<'_>, detail: Detail) -> Tracked {
         self.advance_clock(p.ts);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
@@ -374,7 +374,7 @@ impl Conntrack {
     }
 
     /// A packet that matched no entry: may it create one?
-    fn track_new(&mut self, p: &Packet, k: &Keyed, replaced: Option<EntryInfo>) -> Verdict {
+    fn track_new(&mut self, p: &Packet, k: &Keyed<'_>, replaced: Option<EntryInfo>) -> Verdict {
         let replaced = replaced.map(Box::new);
         let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
         if !self.table.make_room(self.limit, p.ts) {
