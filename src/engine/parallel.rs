@@ -183,10 +183,12 @@ pub(super) fn run(mut captures: CaptureSet, mut front: Front, settings: &Setting
         }
         let mut in_flight = InFlight::new(from_trackers, spare_verdicts);
         let mut batch = Batch::new(trackers);
-        while let Some(next) = captures.next_frame() {
-            match next {
-                Ok(frame) => batch.push_frame(&frame, &mut front, settings.frame_bytes),
-                Err(e) => batch.push_error(e),
+        loop {
+            // The frame is borrowed where the call left it, as in the one-thread loop.
+            match captures.next_frame() {
+                None => break,
+                Some(Ok(ref frame)) => batch.push_frame(frame, &mut front, settings.frame_bytes),
+                Some(Err(e)) => batch.push_error(e),
             }
             if batch.is_full() {
                 let next = in_flight.spare_batch();
