@@ -329,6 +329,8 @@ struct VantageState {
 
 impl VantageState {
     fn hook(&mut self, seg: &Segment) -> Hook {
+        // Borrowed: a copy read the just-decoded address back 16 bytes at a time, which the
+        // CPU cannot forward from its store buffer (see `tcp::read_options`).
         let src = &seg.tuple.src;
         match &self.mode {
             Vantage::Forward => Hook::PreRouting,

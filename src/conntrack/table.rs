@@ -122,7 +122,7 @@ impl PartialEq for FlowKey {
 ///
 /// The tuple is borrowed: a copy of the packet's tuple, just decoded a few bytes at a time, was
 /// read back 16 bytes at a time, a load the CPU cannot forward from its store buffer (a fifth
-/// of the calling thread's own samples on one thread).
+/// of the one-thread loop's own samples).
 #[derive(Clone, Copy, Debug)]
 pub struct Keyed<'a> {
     tuple: &'a Tuple,

@@ -62,8 +62,7 @@ pub(super) fn decode(part: &Part<'_>) -> Decoded {
         truncated: !captured_all,
         link_direction: part.link_direction,
     });
-    // Read into the segment where it lies: built aside and moved, the segment was read 16 bytes
-    // at a time just after being written a few at a time, which stalled as above.
+    // The options are read into the segment where it lies (see `read_options`).
     if let Decoded::Tcp(seg) = &mut decoded {
         read_options(bytes, doff, &mut seg.options);
     }
@@ -93,7 +92,7 @@ const TCPOPT_MSS: u8 = 2;
 const TCPOPT_WINDOW: u8 = 3;
 const TCPOPT_SACK_PERM: u8 = 4;
 const TCPOPT_SACK: u8 = 5;
-/// Conntrack does not read timestamps; the kind is named for the shortcut in [`options`].
+/// Conntrack does not read timestamps; the kind is named for the shortcut in [`read_options`].
 const TCPOPT_TIMESTAMP: u8 = 8;
 
 /// Reads the options of a segment whose captured bytes are `segment` into `found` (which holds
