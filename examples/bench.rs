@@ -12,10 +12,11 @@
 //!
 //! It writes synthetic captures with `synth::bulk` into a scratch directory (`bench-data/`,
 //! git-ignored; kept between runs), then runs the release `ctreplay` binary on them as a child
-//! process, measuring wall time and peak RSS (from `wait4`), next to the floor (this program
-//! iterating the same file's records with `CaptureSet` and nothing else) and to tshark's TCP
-//! analysis of a 100 MB capture of the same kind, when tshark is installed (its rate is
-//! extrapolated to the full size). It prints a Markdown report with the machine and its load.
+//! process, measuring wall time, CPU time and peak RSS (from `wait4`), next to the floor (this
+//! program iterating the same file's records with `CaptureSet` and nothing else) and to
+//! tshark's TCP analysis of a 100 MB capture of the same kind, when tshark is installed (its
+//! rate is extrapolated to the full size). It prints a Markdown report with the machine and its
+//! load.
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
@@ -121,29 +122,33 @@ impl Kind {
 /// One finished child process.
 struct Measured {
     wall: Duration,
+    /// User and system time of all its threads: the work done, which a busy machine changes
+    /// less than the wall time, and which over the wall time says how many cores were kept busy.
+    cpu: Duration,
     max_rss_kib: u64,
     stdout: String,
 }
 
-/// Runs a command to completion, measuring its wall time and peak RSS.
+/// Runs a command to completion, measuring its wall time, CPU time and peak RSS.
 fn measure(cmd: &mut Command) -> Result<Measured> {
     let start = Instant::now();
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting a child")?;
     let mut stdout = String::new();
     child.stdout.take().expect("piped").read_to_string(&mut stdout)?;
-    let (status, max_rss_kib) = wait_with_rusage(child.id())?;
+    let (status, cpu, max_rss_kib) = wait_with_rusage(child.id())?;
     let wall = start.elapsed();
     // ctreplay exits 1 when it finds INVALID packets; only a failure to analyse is an error.
     if !matches!(status, Some(0 | 1)) {
         bail!("{cmd:?} failed (exit status {status:?})");
     }
-    Ok(Measured { wall, max_rss_kib, stdout })
+    Ok(Measured { wall, cpu, max_rss_kib, stdout })
 }
 
-/// `wait4`: the exit code and the peak resident set size of one child. std's `Child::wait`
-/// does not return resource usage, and `getrusage(RUSAGE_CHILDREN)` would mix all children.
+/// `wait4`: the exit code, the CPU time (user + system) and the peak resident set size of one
+/// child. std's `Child::wait` does not return resource usage, and `getrusage(RUSAGE_CHILDREN)`
+/// would mix all children.
 #[allow(unsafe_code)]
-fn wait_with_rusage(pid: u32) -> Result<(Option<i32>, u64)> {
+fn wait_with_rusage(pid: u32) -> Result<(Option<i32>, Duration, u64)> {
     let mut status = 0;
     // SAFETY: rusage is plain old data; wait4 writes it and the status for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -152,8 +157,9 @@ fn wait_with_rusage(pid: u32) -> Result<(Option<i32>, u64)> {
         bail!("wait4: {}", std::io::Error::last_os_error());
     }
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     // Linux reports ru_maxrss in KiB.
-    Ok((code, usage.ru_maxrss as u64))
+    Ok((code, time(usage.ru_utime) + time(usage.ru_stime), usage.ru_maxrss as u64))
 }
 
 /// The best of `runs` measurements (each preceded by the load average it ran under).
@@ -296,16 +302,18 @@ fn run(args: Args) -> Result<()> {
     println!("# ctreplay benchmark\n");
     println!("machine: {cores} cores ({}), load average at start {}", cpu_model(), load_average());
     println!("best of {runs} run(s); the load average (1 min) before each run is listed\n");
-    println!("| capture | MB | packets | what | threads | wall s | Mpkt/s | MB/s | peak RSS MiB | % of floor | load |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| capture | MB | packets | what | threads | wall s | CPU s | cores busy | Mpkt/s | MB/s | peak RSS MiB | % of floor | load |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let row = |cap: &Path, bytes: u64, packets: u64, what: &str, threads: &str, m: &Measured, floor: Option<f64>, load: &str| {
         let secs = m.wall.as_secs_f64();
+        let cpu = m.cpu.as_secs_f64();
         let pct = floor.map_or("".into(), |f| format!("{:.0} %", 100.0 * f / secs));
         println!(
-            "| {} | {:.0} | {} | {what} | {threads} | {secs:.3} | {:.2} | {:.0} | {:.1} | {pct} | {load} |",
+            "| {} | {:.0} | {} | {what} | {threads} | {secs:.3} | {cpu:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {pct} | {load} |",
             cap.file_name().unwrap().to_string_lossy(),
             bytes as f64 / 1e6,
             packets,
+            cpu / secs,
             packets as f64 / secs / 1e6,
             bytes as f64 / secs / 1e6,
             mib(m.max_rss_kib),
