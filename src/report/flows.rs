@@ -19,10 +19,10 @@
 use crate::capture::Timestamp;
 use crate::conntrack::state::{Dir, TcpState};
 use crate::conntrack::FlowKey;
-use crate::slot_index::SlotIndex;
 use crate::decode::{Segment, Tuple};
 use crate::engine::Observation;
 use crate::history::{self, EntryLog};
+use crate::slot_index::SlotIndex;
 use crate::verdict::{Action, CreatedBy, FrameRef, ReasonId};
 use serde::{Serialize, Serializer};
 use crate::wheel::{Wheel, second_is_over};
@@ -551,9 +551,9 @@ impl Slots {
 /// Follows every tuple's entries through a run, and emits the flows a report shows.
 pub struct FlowTracker {
     /// The slot of each open flow by connection, both directions one key: a lookup per packet.
-    /// In 8-byte buckets at most half full, the index of [`MAX_ACTIVE_FLOWS`] flows is 2 MB and mostly stays in
-    /// the caches; the key is compared in the slot ([`Flow::key`]), whose hot line the packet
-    /// then touches anyway.
+    /// In 8-byte buckets at most half full, the index of [`MAX_ACTIVE_FLOWS`] flows is 2 MB and
+    /// mostly stays in the caches; the key is compared in the slot ([`Flow::key`]), whose hot
+    /// line the packet then touches anyway.
     /// (Nothing depends on the index's order: eviction and the final flush sort.)
     index: SlotIndex,
     slots: Slots,
