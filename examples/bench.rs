@@ -8,6 +8,9 @@
 //! cargo run --release --example bench -- --live FILE  # read, decode, track on one table; how
 //!                                                     # many entries FILE keeps alive
 //! cargo run --release --example bench -- --instructions # instructions per packet (valgrind)
+//! cargo run --release --example bench -- --binary target/pgo/ctreplay # measure another build
+//! cargo run --release --example bench -- --training DIR # small captures of each kind, for
+//!                                                     # tools/pgo-build.sh
 //! ```
 //!
 //! It writes synthetic captures with `synth::bulk` into a scratch directory (`bench-data/`,
@@ -70,6 +73,14 @@ struct Args {
     /// times on a shared machine cannot (cache misses are not in it).
     #[arg(long)]
     instructions: bool,
+    /// The `ctreplay` to measure, e.g. the profile-guided build of `tools/pgo-build.sh`
+    /// (default: `cargo build --release`'s, built first).
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
+    /// Only write a 128 MiB capture of each kind into DIR, with another seed than the measured
+    /// ones: the synthetic part of `tools/pgo-build.sh`'s training run.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["floor", "decode", "live", "instructions"])]
+    training: Option<PathBuf>,
 }
 
 /// The kinds of traffic measured.
@@ -95,8 +106,8 @@ impl Kind {
         }
     }
 
-    fn config(self, size: u64) -> BulkConfig {
-        let base = BulkConfig { target_bytes: Some(size), ..BulkConfig::default() };
+    fn config(self, size: u64, seed: u64) -> BulkConfig {
+        let base = BulkConfig { target_bytes: Some(size), seed, ..BulkConfig::default() };
         match self {
             // ~1150 bytes of file per connection: 934 000 connections per GiB.
             Kind::Short => BulkConfig { flows: size / 1150, max_gap_us: 888, ..base },
@@ -107,12 +118,19 @@ impl Kind {
 
     /// The capture, written first if it is not there yet.
     fn capture(self, dir: &Path, size: u64) -> Result<PathBuf> {
-        let path = dir.join(format!("{}-{}MiB.pcap", self.name(), size >> 20));
+        self.capture_seeded(dir, size, BulkConfig::default().seed)
+    }
+
+    /// [`Kind::capture`] from another seed of the generator (in the file's name unless it is
+    /// the default).
+    fn capture_seeded(self, dir: &Path, size: u64, seed: u64) -> Result<PathBuf> {
+        let seeded = if seed == BulkConfig::default().seed { String::new() } else { format!("-seed{seed}") };
+        let path = dir.join(format!("{}-{}MiB{seeded}.pcap", self.name(), size >> 20));
         if !path.exists() {
             eprintln!("writing {} …", path.display());
             let tmp = path.with_extension("pcap.part");
             let out = BufWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
-            BulkGenerator::new(self.config(size)).write_pcap(out)?;
+            BulkGenerator::new(self.config(size, seed)).write_pcap(out)?;
             std::fs::rename(&tmp, &path)?;
         }
         Ok(path)
@@ -189,6 +207,18 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// `--training`: the synthetic captures `tools/pgo-build.sh` trains the profile-guided build on.
+/// Small, and from another seed than the measured captures, so that the build is not tuned to
+/// the very packets it is measured on.
+fn training(dir: &Path) -> Result<()> {
+    const TRAINING_SEED: u64 = 2;
+    std::fs::create_dir_all(dir)?;
+    for kind in [Kind::Short, Kind::Mixed, Kind::Long] {
+        println!("{}", kind.capture_seeded(dir, 128 << 20, TRAINING_SEED)?.display());
+    }
+    Ok(())
+}
+
 /// `--floor`: read every record and touch its bytes, nothing else.
 fn floor(path: &Path) -> Result<()> {
     let mut captures = CaptureSet::open(&[path.to_string_lossy()])?;
@@ -239,8 +269,15 @@ fn live(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The release `ctreplay` next to this example's binary, built if needed.
-fn ctreplay_binary() -> Result<PathBuf> {
+/// The `ctreplay` to measure: `--binary`, or the release build next to this example's binary,
+/// built if needed.
+fn ctreplay_binary(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        if !path.is_file() {
+            bail!("--binary {}: no such file", path.display());
+        }
+        return Ok(path.to_path_buf());
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "ctreplay"]).status()?;
     if !status.success() {
@@ -285,8 +322,11 @@ fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.live {
         return live(path);
     }
+    if let Some(dir) = &args.training {
+        return training(dir);
+    }
     std::fs::create_dir_all(&args.dir)?;
-    let ctreplay = ctreplay_binary()?;
+    let ctreplay = ctreplay_binary(args.binary.as_deref())?;
     if args.instructions {
         return instructions(&args.dir, &ctreplay);
     }
@@ -301,6 +341,7 @@ fn run(args: Args) -> Result<()> {
 
     println!("# ctreplay benchmark\n");
     println!("machine: {cores} cores ({}), load average at start {}", cpu_model(), load_average());
+    println!("binary: {}", ctreplay.display());
     println!("best of {runs} run(s); the load average (1 min) before each run is listed\n");
     println!("| capture | MB | packets | what | threads | wall s | CPU s | cores busy | Mpkt/s | MB/s | peak RSS MiB | % of floor | load |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
