@@ -44,11 +44,15 @@ use std::thread;
 const BATCH_FRAMES: usize = 1024;
 /// … or this many captured bytes (it may exceed it by one frame).
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches a channel holds: enough to absorb uneven shards and the scheduler's jitter when
-/// there are more threads than cores. Batches are kept small so that the frames in flight
-/// between threads stay in the CPU's caches: with 4096-frame batches the pipeline used more CPU
-/// time for the same work. (On 2 cores, 8 was ~5 % faster than 4 and as fast as 16.)
-const QUEUE_DEPTH: usize = 8;
+/// Batches in flight. With more threads than cores, the scheduler leaves a runnable tracker
+/// without a core for a time slice (milliseconds) while the others run; the calling thread must
+/// be able to go on reading for that long, or it waits for that tracker's verdicts while the
+/// other tracker, with nothing to judge, leaves a core idle. At ~120 µs of reading a batch on
+/// short flows, 8 batches lasted 1 ms: the calling thread waited ~250 ms in a 1.2 s run, and
+/// 32 made two threads ~10 % faster (docs/performance.md, session 10). Batches stay small so
+/// that each one's frames are still in the CPU's caches when a tracker reads them: with
+/// 4096-frame batches the pipeline used more CPU time for the same work.
+const QUEUE_DEPTH: usize = 32;
 
 /// A tracker's verdicts on the frames of one batch it owns.
 #[derive(Default)]
