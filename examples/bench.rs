@@ -9,7 +9,7 @@
 //!                                                     # many entries FILE keeps alive
 //! cargo run --release --example bench -- --instructions # instructions per packet (valgrind)
 //! cargo run --release --example bench -- --binary target/pgo/ctreplay # measure another build
-//! cargo run --release --example bench -- --training DIR # small captures of each kind, for
+//! cargo run --release --example bench -- --training DIR # 128 MiB captures of each kind, for
 //!                                                     # tools/pgo-build.sh
 //! ```
 //!
@@ -208,8 +208,8 @@ fn cpu_model() -> String {
 }
 
 /// `--training`: the synthetic captures `tools/pgo-build.sh` trains the profile-guided build on.
-/// Small, and from another seed than the measured captures, so that the build is not tuned to
-/// the very packets it is measured on.
+/// From another seed than the measured captures, so that the build is not tuned to the very
+/// packets it is measured on; large enough that their counts outweigh the fixtures'.
 fn training(dir: &Path) -> Result<()> {
     const TRAINING_SEED: u64 = 2;
     std::fs::create_dir_all(dir)?;

@@ -10,7 +10,7 @@
 # The binary behaves exactly as `cargo build --release`'s (same code, same tests; check with
 # tools/same-output.sh); it is faster, ~10 % on the benchmark (docs/performance.md, session 10).
 # It needs llvm-profdata of the LLVM that rustc uses: `rustup component add llvm-tools`, or an
-# `llvm-profdata-N` on the PATH for LLVM major version N. Takes ~4 minutes on two cores.
+# `llvm-profdata-N` on the PATH for LLVM major version N. Takes ~3 minutes on two cores.
 #
 #   tools/pgo-build.sh
 #
@@ -32,7 +32,7 @@ fi
 
 work=$PWD/target/pgo
 rm -rf "$work/profiles"
-mkdir -p "$work/profiles" "$work/training"
+mkdir -p "$work/profiles"
 
 echo "pgo-build: 1/3 instrumented build" >&2
 RUSTFLAGS="-Cprofile-generate=$work/profiles" CARGO_TARGET_DIR="$work/instrumented" \
@@ -40,9 +40,16 @@ RUSTFLAGS="-Cprofile-generate=$work/profiles" CARGO_TARGET_DIR="$work/instrument
 instrumented=$work/instrumented/release/ctreplay
 
 echo "pgo-build: 2/3 training run" >&2
-# The instrumented binary exits 1 on INVALID packets and 2 on the fixtures of bad input: both
-# are part of the workload, so exit codes are ignored; a crash would still show on stderr.
-train() { "$instrumented" "$@" >/dev/null 2>&1 || true; }
+# ctreplay exits 1 on INVALID packets and 2 on the fixtures of bad input (and `explain` on a
+# first frame that is not TCP): both are part of the workload. Any other status is a crash.
+train() {
+    local status=0
+    "$instrumented" "$@" >/dev/null 2>&1 || status=$?
+    if [ "$status" -gt 2 ]; then
+        echo "pgo-build: ctreplay $* exited with status $status" >&2
+        exit 1
+    fi
+}
 train check fixtures
 while IFS= read -r capture; do
     train analyze "$capture"
@@ -54,6 +61,7 @@ done < <(find fixtures -name '*.pcap' -o -name '*.pcapng' | sort)
 # The bulk of the counts: large captures analysed with one kernel, on one and two threads, the
 # runs that have to be fast. (Training the default run, six kernels, on them too was slower on
 # both kinds of run; the fixtures above train its code.)
+# Written afresh each time, so that they follow the generator.
 rm -rf "$work/training"
 while IFS= read -r capture; do
     for threads in 1 2; do
