@@ -180,18 +180,31 @@ fn wait_with_rusage(pid: u32) -> Result<(Option<i32>, Duration, u64)> {
     Ok((code, time(usage.ru_utime) + time(usage.ru_stime), usage.ru_maxrss as u64))
 }
 
-/// The best of `runs` measurements (each preceded by the load average it ran under).
-fn best_of(runs: usize, mut make: impl FnMut() -> Command) -> Result<(Measured, String)> {
+/// What a series of runs tells besides its best run.
+struct Series {
+    /// The middle wall time (of an even number, the later of the two middle ones): on a shared
+    /// machine the best run may be a lucky one, and a busy spell may spoil all but one.
+    median: Duration,
+    /// The load average before each run.
+    loads: String,
+}
+
+/// The best of `runs` measurements, and the series they made.
+fn best_of(runs: usize, mut make: impl FnMut() -> Command) -> Result<(Measured, Series)> {
     let mut best: Option<Measured> = None;
+    let mut walls = Vec::new();
     let mut loads = Vec::new();
     for _ in 0..runs.max(1) {
         loads.push(load_average());
         let m = measure(&mut make())?;
+        walls.push(m.wall);
         if best.as_ref().is_none_or(|b| m.wall < b.wall) {
             best = Some(m);
         }
     }
-    Ok((best.expect("at least one run"), loads.join(" / ")))
+    walls.sort();
+    let series = Series { median: walls[walls.len() / 2], loads: loads.join(" / ") };
+    Ok((best.expect("at least one run"), series))
 }
 
 fn load_average() -> String {
@@ -342,22 +355,24 @@ fn run(args: Args) -> Result<()> {
     println!("# ctreplay benchmark\n");
     println!("machine: {cores} cores ({}), load average at start {}", cpu_model(), load_average());
     println!("binary: {}", ctreplay.display());
-    println!("best of {runs} run(s); the load average (1 min) before each run is listed\n");
-    println!("| capture | MB | packets | what | threads | wall s | CPU s | cores busy | Mpkt/s | MB/s | peak RSS MiB | % of floor | load |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let row = |cap: &Path, bytes: u64, packets: u64, what: &str, threads: &str, m: &Measured, floor: Option<f64>, load: &str| {
+    println!("best of {runs} run(s), and their median wall time; the load average (1 min) before each run is listed\n");
+    println!("| capture | MB | packets | what | threads | wall s | median s | CPU s | cores busy | Mpkt/s | MB/s | peak RSS MiB | % of floor | load |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let row = |cap: &Path, bytes: u64, packets: u64, what: &str, threads: &str, m: &Measured, floor: Option<f64>, series: &Series| {
         let secs = m.wall.as_secs_f64();
         let cpu = m.cpu.as_secs_f64();
         let pct = floor.map_or("".into(), |f| format!("{:.0} %", 100.0 * f / secs));
         println!(
-            "| {} | {:.0} | {} | {what} | {threads} | {secs:.3} | {cpu:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {pct} | {load} |",
+            "| {} | {:.0} | {} | {what} | {threads} | {secs:.3} | {:.3} | {cpu:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {pct} | {} |",
             cap.file_name().unwrap().to_string_lossy(),
             bytes as f64 / 1e6,
             packets,
+            series.median.as_secs_f64(),
             cpu / secs,
             packets as f64 / secs / 1e6,
             bytes as f64 / secs / 1e6,
             mib(m.max_rss_kib),
+            series.loads,
         );
     };
 
@@ -373,14 +388,14 @@ fn run(args: Args) -> Result<()> {
         let bytes = std::fs::metadata(&cap)?.len();
         warm(&cap)?;
         // The floor: this program, iterating the records.
-        let (fl, load) = best_of(runs, || {
+        let (fl, series) = best_of(runs, || {
             let mut c = Command::new(&me);
             c.arg("--floor").arg(&cap);
             c
         })?;
         let packets = count_of(&fl)?;
         let floor_secs = fl.wall.as_secs_f64();
-        row(&cap, bytes, packets, "floor: read + iterate records", "1", &fl, None, &load);
+        row(&cap, bytes, packets, "floor: read + iterate records", "1", &fl, None, &series);
         let analyze = |options: &[&str], threads: usize| {
             let mut c = Command::new(&ctreplay);
             c.arg("analyze").args(options).args(["--threads", &threads.to_string()]).arg(&cap);
@@ -389,14 +404,14 @@ fn run(args: Args) -> Result<()> {
         let mut fastest = f64::INFINITY;
         // One kernel profile, as a user who knows the box's kernel runs it …
         for &t in &threads {
-            let (m, load) = best_of(runs, || analyze(&["--kernel", "latest"], t))?;
-            row(&cap, bytes, packets, "ctreplay analyze --kernel latest", &t.to_string(), &m, Some(floor_secs), &load);
+            let (m, series) = best_of(runs, || analyze(&["--kernel", "latest"], t))?;
+            row(&cap, bytes, packets, "ctreplay analyze --kernel latest", &t.to_string(), &m, Some(floor_secs), &series);
             fastest = fastest.min(m.wall.as_secs_f64());
         }
         // … and the default, which also judges every packet on the five older profiles.
         let t = threads.iter().max().copied().unwrap_or(1);
-        let (m, load) = best_of(runs, || analyze(&[], t))?;
-        row(&cap, bytes, packets, "ctreplay analyze (default: 5 older kernels compared)", &t.to_string(), &m, Some(floor_secs), &load);
+        let (m, series) = best_of(runs, || analyze(&[], t))?;
+        row(&cap, bytes, packets, "ctreplay analyze (default: 5 older kernels compared)", &t.to_string(), &m, Some(floor_secs), &series);
         best_rate.retain(|(k, _): &(&str, f64)| *k != kind.name());
         best_rate.push((kind.name(), packets as f64 / fastest));
     }
@@ -408,8 +423,8 @@ fn run(args: Args) -> Result<()> {
         println!("
 tshark (`-o tcp.analyze_sequence_numbers:TRUE -q -z io,stat,0`) on 100 MB captures of the same kinds; its rate extrapolated to the full size, against ctreplay's best rate there:
 ");
-        println!("| capture | packets | tshark s | tshark kpkt/s | ctreplay Mpkt/s (full size) | ratio | load |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| capture | packets | tshark s | median s | tshark kpkt/s | ctreplay Mpkt/s (full size) | ratio | load |");
+        println!("|---|---|---|---|---|---|---|---|");
         for kind in [Kind::Short, Kind::Mixed, Kind::Long] {
             let Some(&(_, ours)) = best_rate.iter().find(|(k, _)| *k == kind.name()) else { continue };
             let cap = kind.capture(&args.dir, 100 << 20)?;
@@ -420,19 +435,21 @@ tshark (`-o tcp.analyze_sequence_numbers:TRUE -q -z io,stat,0`) on 100 MB captur
             // The best of as many runs as ctreplay had: tshark's rate swings with the load
             // as much as ours (57–121 k packets/s here), and one run against a best of three
             // would flatter the ratio.
-            let (ts, load) = best_of(runs, || {
+            let (ts, series) = best_of(runs, || {
                 let mut c = Command::new("tshark");
                 c.arg("-r").arg(&cap).args(["-o", "tcp.analyze_sequence_numbers:TRUE", "-q", "-z", "io,stat,0"]);
                 c
             })?;
             let theirs = packets as f64 / ts.wall.as_secs_f64();
             println!(
-                "| {} | {packets} | {:.2} | {:.0} | {:.2} | {:.0}× | {load} |",
+                "| {} | {packets} | {:.2} | {:.2} | {:.0} | {:.2} | {:.0}× | {} |",
                 cap.file_name().unwrap().to_string_lossy(),
                 ts.wall.as_secs_f64(),
+                series.median.as_secs_f64(),
                 theirs / 1e3,
                 ours / 1e6,
-                ours / theirs
+                ours / theirs,
+                series.loads
             );
         }
     }
