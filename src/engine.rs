@@ -280,6 +280,10 @@ pub struct Summary {
     /// The counts under each compared kernel ([`Settings::compare`]), newest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_kernels: Vec<KernelCounts>,
+    /// The link type of the run's first frame, `None` if it had none: the header of an output
+    /// capture that gets no frames (`--write-invalid`). Not part of the JSON summary.
+    #[serde(skip)]
+    pub first_link_type: Option<LinkType>,
 }
 
 /// How a compared kernel would have judged the run.
@@ -360,6 +364,8 @@ struct Front {
     clock: Timestamp,
     /// Frames prepared so far.
     frames: u64,
+    /// The first frame's link type: an output capture that gets no frames is headed with it.
+    first_link_type: Option<LinkType>,
 }
 
 /// A frame made ready for conntrack.
@@ -391,6 +397,7 @@ impl Front {
             first_ts: None,
             clock: Timestamp(i64::MIN),
             frames: 0,
+            first_link_type: None,
         }
     }
 
@@ -407,6 +414,9 @@ impl Front {
             _ => None,
         };
         let seq = self.frames;
+        if seq == 0 {
+            self.first_link_type = Some(frame.linktype);
+        }
         self.frames += 1;
         let key_hash = match &decoded {
             Decoded::Tcp(Segment { tuple, .. }) | Decoded::TcpUnreadable { tuple: Some(tuple), .. } => FlowKey::hash_of(tuple),
@@ -417,6 +427,11 @@ impl Front {
 
     fn local_addresses(&self) -> Vec<String> {
         self.vantage.local.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// What the reading loops return once the inputs are read.
+    fn outcome(&self, captures: &CaptureSet) -> ReadOutcome {
+        ReadOutcome { files: captures.files().to_vec(), local_addresses: self.local_addresses(), first_link_type: self.first_link_type }
     }
 }
 
@@ -731,6 +746,7 @@ impl Report<'_> {
 struct ReadOutcome {
     files: Vec<CaptureFile>,
     local_addresses: Vec<String>,
+    first_link_type: Option<LinkType>,
 }
 
 /// Analyses every input as one capture, handing each frame to `sink`. Input errors are reported
@@ -770,6 +786,7 @@ pub fn analyze(inputs: &[String], settings: &Settings, sink: &mut dyn Sink) -> R
     report.tally.fill(&mut summary);
     summary.errors = std::mem::take(&mut report.errors);
     summary.local_addresses = read.local_addresses;
+    summary.first_link_type = read.first_link_type;
     summary.captures = read
         .files
         .iter()
@@ -802,7 +819,7 @@ fn sequential(mut captures: CaptureSet, mut front: Front, settings: &Settings, r
         }
         report.progress(captures.files())?;
     }
-    Ok(ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() })
+    Ok(front.outcome(&captures))
 }
 
 impl Verdict {
@@ -849,6 +866,42 @@ mod tests {
     use super::*;
     use crate::report::test_support::TestFrame;
     use std::net::Ipv4Addr;
+
+    /// A sink that wants nothing.
+    struct Nothing;
+
+    impl Sink for Nothing {
+        fn packet(&mut self, _: &Observation<'_>) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The summary names the link type of the run's first frame (`--write-invalid` heads a
+    /// capture with no frames with it): of the first in time over all inputs, not of the first
+    /// input or the last frame, on one thread and on two.
+    #[test]
+    fn the_summary_has_the_first_frames_link_type() {
+        use crate::capture::test_builder::Pcap;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, linktype: u32, ts_ns: i64| {
+            let path = dir.path().join(name);
+            let built = Pcap::usec(linktype).packet(ts_ns, &[0; 20]).packet(ts_ns + 2_000_000, &[0; 20]).build();
+            std::fs::write(&path, built.bytes).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let later_ethernet = write("later.pcap", 1, 1_700_000_000_000_000_000);
+        let earlier_sll = write("earlier.pcap", 113, 1_700_000_000_001_000_000);
+        let earliest_sll2 = write("earliest.pcap", 276, 1_699_999_999_000_000_000);
+        for threads in [1, 2] {
+            let settings = Settings { threads, ..Settings::default() };
+            let first = |inputs: &[String]| analyze(inputs, &settings, &mut Nothing).unwrap().first_link_type;
+            assert_eq!(first(&[later_ethernet.clone(), earlier_sll.clone()]), Some(LinkType::ETHERNET), "{threads} threads");
+            assert_eq!(first(&[later_ethernet.clone(), earliest_sll2.clone()]), Some(LinkType(276)), "{threads} threads");
+        }
+        let empty = dir.path().join("empty.pcap");
+        std::fs::write(&empty, Pcap::usec(1).build().bytes).unwrap();
+        assert_eq!(analyze(&[empty.to_string_lossy().into_owned()], &Settings::default(), &mut Nothing).unwrap().first_link_type, None);
+    }
 
     #[test]
     fn auto_vantage_learns_a_bounded_set_of_local_addresses() {

@@ -59,6 +59,23 @@ fn write_invalid_writes_exactly_the_invalid_frames() {
     assert!(packets.iter().all(|p| p["tcp"]["flags"] == "S" && p["flow"] == "10.0.0.1:40000>10.0.0.2:80"));
 }
 
+/// `--write-invalid` lets healthy frames be quiet, so a clean capture's frames never reach it;
+/// the empty capture it writes still has the input's link type (Ethernet, not the RAW it falls
+/// back to when nothing was read), on one thread and on two.
+#[test]
+fn write_invalid_on_a_clean_capture_writes_no_frames_under_its_link_type() {
+    let clean = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/spec/t07-orderly-close.pcap");
+    for threads in ["1", "2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out_pcap = dir.path().join("none.pcap");
+        let out = ctreplay(&["analyze", "--threads", threads, "--write-invalid", out_pcap.to_str().unwrap(), clean]);
+        assert_eq!(out.status.code(), Some(0));
+        let bytes = std::fs::read(&out_pcap).unwrap();
+        assert_eq!(bytes.len(), 24, "a header, no frames ({threads} threads)");
+        assert_eq!(&bytes[20..24], &1u32.to_le_bytes(), "Ethernet, the capture's link type ({threads} threads)");
+    }
+}
+
 #[test]
 fn a_clean_capture_exits_zero() {
     let clean = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/spec/t07-orderly-close.pcap");

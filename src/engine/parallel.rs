@@ -205,7 +205,7 @@ pub(super) fn run(mut captures: CaptureSet, mut front: Front, settings: &Setting
         // The trackers finish the batches they hold, then see the end of their channels.
         drop(to_trackers);
         while in_flight.merge_oldest(report, Wait::Block)? {}
-        Ok(ReadOutcome { files: captures.files().to_vec(), local_addresses: front.local_addresses() })
+        Ok(front.outcome(&captures))
     })
 }
 
