@@ -889,14 +889,15 @@ mod tests {
             std::fs::write(&path, built.bytes).unwrap();
             path.to_string_lossy().into_owned()
         };
-        let later_ethernet = write("later.pcap", 1, 1_700_000_000_000_000_000);
-        let earlier_sll = write("earlier.pcap", 113, 1_700_000_000_001_000_000);
-        let earliest_sll2 = write("earliest.pcap", 276, 1_699_999_999_000_000_000);
+        // Two frames each, 2 ms apart: the Linux SLL frames fall between the Ethernet ones.
+        let ethernet = write("ethernet.pcap", 1, 1_700_000_000_000_000_000);
+        let sll_a_little_later = write("sll.pcap", 113, 1_700_000_000_001_000_000);
+        let sll2_earliest = write("sll2.pcap", 276, 1_699_999_999_000_000_000);
         for threads in [1, 2] {
             let settings = Settings { threads, ..Settings::default() };
             let first = |inputs: &[String]| analyze(inputs, &settings, &mut Nothing).unwrap().first_link_type;
-            assert_eq!(first(&[later_ethernet.clone(), earlier_sll.clone()]), Some(LinkType::ETHERNET), "{threads} threads");
-            assert_eq!(first(&[later_ethernet.clone(), earliest_sll2.clone()]), Some(LinkType(276)), "{threads} threads");
+            assert_eq!(first(&[ethernet.clone(), sll_a_little_later.clone()]), Some(LinkType::ETHERNET), "{threads} threads");
+            assert_eq!(first(&[ethernet.clone(), sll2_earliest.clone()]), Some(LinkType(276)), "{threads} threads");
         }
         let empty = dir.path().join("empty.pcap");
         std::fs::write(&empty, Pcap::usec(1).build().bytes).unwrap();
