@@ -881,12 +881,15 @@ mod tests {
     /// input or the last frame, on one thread and on two.
     #[test]
     fn the_summary_has_the_first_frames_link_type() {
-        use crate::capture::test_builder::Pcap;
+        use crate::capture::writer::{PcapWriter, TsResolution};
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, linktype: u32, ts_ns: i64| {
             let path = dir.path().join(name);
-            let built = Pcap::usec(linktype).packet(ts_ns, &[0; 20]).packet(ts_ns + 2_000_000, &[0; 20]).build();
-            std::fs::write(&path, built.bytes).unwrap();
+            let mut w = PcapWriter::new(std::fs::File::create(&path).unwrap(), LinkType(linktype), 65535, TsResolution::Micro).unwrap();
+            for ts in [ts_ns, ts_ns + 2_000_000] {
+                w.write_frame(Timestamp(ts), &[0; 20], 20).unwrap();
+            }
+            w.into_inner().unwrap();
             path.to_string_lossy().into_owned()
         };
         // Two frames each, 2 ms apart: the Linux SLL frames fall between the Ethernet ones.
@@ -900,7 +903,7 @@ mod tests {
             assert_eq!(first(&[ethernet.clone(), sll2_earliest.clone()]), Some(LinkType(276)), "{threads} threads");
         }
         let empty = dir.path().join("empty.pcap");
-        std::fs::write(&empty, Pcap::usec(1).build().bytes).unwrap();
+        PcapWriter::new(std::fs::File::create(&empty).unwrap(), LinkType::ETHERNET, 65535, TsResolution::Micro).unwrap().into_inner().unwrap();
         assert_eq!(analyze(&[empty.to_string_lossy().into_owned()], &Settings::default(), &mut Nothing).unwrap().first_link_type, None);
     }
 

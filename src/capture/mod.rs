@@ -16,7 +16,7 @@ mod legacy;
 mod pcapng;
 mod source;
 #[cfg(test)]
-pub(crate) mod test_builder;
+mod test_builder;
 #[cfg(test)]
 mod tests;
 

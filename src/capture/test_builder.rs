@@ -82,11 +82,6 @@ impl Pcap {
         Self::with_magic(magic, linktype, order, nanosecond, false)
     }
 
-    /// The common kind: little-endian, microseconds.
-    pub fn usec(linktype: u32) -> Pcap {
-        Self::new(linktype, false, ByteOrder::Little)
-    }
-
     /// The "modified" format (Kuznetsov's patched libpcap): 24-byte record headers.
     pub fn modified(linktype: u32) -> Pcap {
         Self::with_magic(0xa1b2_cd34, linktype, ByteOrder::Little, false, true)
