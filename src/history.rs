@@ -137,6 +137,8 @@ impl EntryLog {
 
     /// Records a packet that met the entry (or created it): its direction, the state it left
     /// the entry in, and whether it was marked.
+    // Always inlined, for the same reason as `Table::touched` (~20 instructions a packet).
+    #[inline(always)]
     pub fn add(&mut self, seg: &Segment, dir: Dir, state_after: Option<TcpState>, marked: bool) {
         self.packets += 1;
         if let Some(s) = state_after {

@@ -21,7 +21,7 @@ use crate::decode::{Segment, Tuple};
 use crate::history::{self, EntryLog};
 use crate::verdict::{Action, CtState, Evidence, EntryInfo, FrameRef, KernelVerdict, Reason, ReasonId, Verdict};
 use entry::Entry;
-use profile::Profile;
+use profile::{Features, Profile};
 use state::{Dir, TcpState};
 use sysctl::Sysctls;
 use table::Table;
@@ -113,6 +113,8 @@ pub struct Conntrack {
     /// A report was shown a packet that left no entry to mark ([`Conntrack::show_entry`]): it
     /// may follow a flow of that tuple that no entry stands for.
     shown_entryless: bool,
+    /// The profile's features are the newest kernel's ([`Conntrack::track_detailed`]).
+    runs_latest: bool,
 }
 
 impl Conntrack {
@@ -125,6 +127,7 @@ impl Conntrack {
     /// so a table-full decision may differ from a single table's near the limit.
     pub fn shard(profile: Profile, sysctls: Sysctls, shards: usize) -> Conntrack {
         let limit = sysctls.max.div_ceil(shards.max(1) as u32);
+        let runs_latest = profile.features == Features::LATEST;
         Conntrack {
             profile,
             sysctls,
@@ -134,6 +137,7 @@ impl Conntrack {
             log_before: None,
             met: None,
             shown_entryless: false,
+            runs_latest,
         }
     }
 
@@ -240,11 +244,14 @@ impl Conntrack {
     /// capture, which then cost no verdict and no copy of their entry's log.
     pub fn track_detailed(&mut self, p: &Packet, k: &Keyed<'_>, detail: Detail) -> Tracked {
         if !self.table.keeps_logs() {
-            return self.judge(p, k, detail);
+            return self.judge(false, p, k, detail);
         }
         self.log_before = None;
         self.met = None;
-        let tracked = self.judge(p, k, detail);
+        // The same code twice for the table whose packets go into the report: once for the
+        // newest kernel, whose features are then constants (the compiler drops every test of a
+        // switch and the branches it rules out), and once for any other.
+        let tracked = if self.runs_latest { self.judge(true, p, k, detail) } else { self.judge(false, p, k, detail) };
         if let Some(log) = self.met.and_then(|h| self.table.log_mut(h)) {
             let (dir, state_after, marked) = match &tracked {
                 Tracked::Plain { dir, state_after, .. } => (*dir, Some(*state_after), false),
@@ -258,9 +265,10 @@ impl Conntrack {
     // Inlined into both branches of `track_detailed`, its only caller: a call here cost ~23
     // instructions a packet in saving and restoring registers and passing the verdict back.
     #[inline(always)]
-    fn judge(&mut self, p: &Packet, k: &Keyed<'_>, detail: Detail) -> Tracked {
+    fn judge(&mut self, latest: bool, p: &Packet, k: &Keyed<'_>, detail: Detail) -> Tracked {
         self.advance_clock(p.ts);
-        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
+        let features = if latest { &Features::LATEST } else { &self.profile.features };
+        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls, features };
         let Some((h, dir)) = self.table.lookup_keyed(k, p.ts) else {
             let v = self.track_new(p, k, None);
             return match v.state_after {
@@ -369,14 +377,14 @@ impl Conntrack {
         self.advance_clock(ts);
         let found = tuple.and_then(|t| self.table.lookup(t, ts));
         let entry = found.map(|(h, d)| self.table.entry(h).info(d));
-        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
+        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls, features: &self.profile.features };
         invalid(tracker::unreadable_header(&cfg), found.map(|(_, d)| d), entry).expiring(entry.map(|e| e.expires))
     }
 
     /// A packet that matched no entry: may it create one?
     fn track_new(&mut self, p: &Packet, k: &Keyed<'_>, replaced: Option<EntryInfo>) -> Verdict {
         let replaced = replaced.map(Box::new);
-        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls };
+        let cfg = Config { profile: &self.profile, sysctls: &self.sysctls, features: &self.profile.features };
         if !self.table.make_room(self.limit, p.ts) {
             let reason = Reason {
                 id: ReasonId::TableFull,

@@ -488,6 +488,22 @@ fn kernel_feature_switch_emulates_a_backport() {
     assert_eq!(v.action, Action::Ignore);
 }
 
+#[test]
+fn a_switched_feature_counts_on_the_newest_kernel_too() {
+    // The table whose packets go into the report judges the newest kernel with its features as
+    // constants; a "latest" profile with a switch turned is another kernel, judged by its own.
+    let overshoot = |profile: Profile| {
+        let mut r = Run { ct: Conntrack::new(profile, Sysctls::default()), frame: 0, now: Timestamp::from_secs(1_000) };
+        r.ct.keep_logs();
+        r.handshake();
+        r.send(seg(C, S, "P.", 66200, 5001, 64240, 100)).action
+    };
+    assert_eq!(overshoot(Profile::latest()), Action::Ignore);
+    let mut profile = Profile::latest();
+    profile.apply_feature("-overshoot-workaround").unwrap();
+    assert_eq!(overshoot(profile), Action::Invalid);
+}
+
 /// A flood of new tuples against a full table (a SYN flood, a port scan). Every such packet asks
 /// the table for room; that used to sweep the whole table and search it from the front each time,
 /// O(nf_conntrack_max) per packet (hours for a million SYNs). Now it is amortised O(1); a

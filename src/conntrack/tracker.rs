@@ -27,11 +27,14 @@ pub enum Hook {
 pub struct Config<'a> {
     pub profile: &'a Profile,
     pub sysctls: &'a Sysctls,
+    /// The profile's features; where they are the newest kernel's, the constant
+    /// [`Features::LATEST`] itself, so that the compiler can decide every switch in advance.
+    pub features: &'a Features,
 }
 
-impl Config<'_> {
-    fn features(&self) -> &Features {
-        &self.profile.features
+impl<'a> Config<'a> {
+    fn features(&self) -> &'a Features {
+        self.features
     }
 
     /// A reason, with the line this kernel logs for `event` (if it logs one). Cold: the
