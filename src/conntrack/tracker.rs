@@ -33,6 +33,11 @@ pub struct Config<'a> {
 }
 
 impl<'a> Config<'a> {
+    /// The configuration of a profile with these sysctls, its features read from the profile.
+    pub fn new(profile: &'a Profile, sysctls: &'a Sysctls) -> Config<'a> {
+        Config { profile, sysctls, features: &profile.features }
+    }
+
     fn features(&self) -> &'a Features {
         self.features
     }
