@@ -38,10 +38,6 @@ impl<'a> Config<'a> {
         Config { profile, sysctls, features: &profile.features }
     }
 
-    fn features(&self) -> &'a Features {
-        self.features
-    }
-
     /// A reason, with the line this kernel logs for `event` (if it logs one). Cold: the
     /// tracker's paths that build one are the rare ones, and kept out of the way of the others.
     #[cold]
@@ -118,7 +114,7 @@ pub fn header_error(cfg: &Config, seg: &Segment, hook: Hook) -> Option<Reason> {
         HeaderError::Truncated
     } else if cfg.sysctls.checksum && hook == Hook::PreRouting && matches!(seg.checksum, ChecksumStatus::Bad | ChecksumStatus::Partial) {
         HeaderError::BadChecksum
-    } else if !flags_valid(seg.flags, cfg.features()) {
+    } else if !flags_valid(seg.flags, cfg.features) {
         HeaderError::InvalidFlags
     } else {
         return None;
@@ -155,7 +151,7 @@ pub enum NewEntry {
 
 /// `tcp_new`: may this packet, which matched no entry, create one?
 pub fn tcp_new(cfg: &Config, seg: &Segment) -> NewEntry {
-    let f = cfg.features();
+    let f = cfg.features;
     let index = Index::of(seg.flags);
     let mut ct = TcpCt::zeroed();
     let end = segment_end(seg);
@@ -210,7 +206,7 @@ pub enum Handled {
 // Inlined into its three callers in the table's judging (~22 instructions a packet, ~5 kB of code).
 #[inline(always)]
 pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Timestamp) -> Handled {
-    let f = cfg.features();
+    let f = cfg.features;
     let index = Index::of(seg.flags);
     let old = e.tcp.state;
     // The re-sync path below pretends the entry was in SYN_SENT; the stored state stays as it is.
@@ -359,7 +355,7 @@ pub fn tcp_packet(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, now: Tim
 #[cold]
 fn reopen(cfg: &Config, e: &mut Entry, seg: &Segment, dir: Dir, index: Index) -> Handled {
     let ct = &e.tcp;
-    if cfg.features().reopen_by_own_close_or_higher_isn {
+    if cfg.features.reopen_by_own_close_or_higher_isn {
         // 2.6.18: only if this side closed first, or its new ISN is beyond what it sent before;
         // otherwise the SYN is INVALID.
         let own = &ct.seen[dir.index()];
@@ -404,7 +400,7 @@ fn resync(ct: &mut TcpCt, dir: Dir) {
 /// if the other side proves it right.
 #[cold]
 fn ignore(cfg: &Config, ct: &mut TcpCt, seg: &Segment, dir: Dir, index: Index, id: ReasonId) -> Handled {
-    let f = cfg.features();
+    let f = cfg.features;
     let old = ct.state;
     ct.last_index = index;
     ct.last_dir = dir;
@@ -454,7 +450,7 @@ enum RstCheck {
 
 /// The RST rules (entered when the table says CLOSE for an RST).
 fn check_rst(cfg: &Config, e: &Entry, seg: &Segment, dir: Dir, old: TcpState) -> RstCheck {
-    let f = cfg.features();
+    let f = cfg.features;
     let ct = &e.tcp;
     if f.rst_reuse_exceptions && ct.state.is_closing() {
         // The tuple may already have been reused; the old numbers mean nothing now.
@@ -516,7 +512,7 @@ fn window_reason(cfg: &Config, ev: &WindowEvidence) -> Reason {
 /// the packet as the last one seen, even though it was INVALID.
 #[cold]
 fn lower_timeout_on_invalid(cfg: &Config, e: &mut Entry, dir: Dir, index: Index, now: Timestamp) -> Option<String> {
-    if !cfg.features().lower_timeout_on_invalid_fin_rst || !e.assured || !matches!(index, Index::Fin | Index::Rst) {
+    if !cfg.features.lower_timeout_on_invalid_fin_rst || !e.assured || !matches!(index, Index::Fin | Index::Rst) {
         return None;
     }
     let ct = &mut e.tcp;
